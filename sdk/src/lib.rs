@@ -78,8 +78,8 @@ mod settings;
 
 /// Bindings that `wit-bindgen` generates from the contract.
 ///
-/// Detectors use the re-exports at the crate root; the export macro reaches
-/// in here, which is why the module is public.
+/// Detectors use the re-exports at the crate root. The module is public
+/// only because the code that `export_detector!` expands to refers to it.
 #[doc(hidden)]
 pub mod bindings {
     wit_bindgen::generate!({

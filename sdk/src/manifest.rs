@@ -3,8 +3,8 @@ use crate::{Manifest, SettingKind, SettingSpec};
 impl Manifest {
     /// Starts a manifest with no tables and no settings.
     ///
-    /// `name` is the plugin name in kebab-case, unique among loaded plugins;
-    /// by convention it is also the `signal` of the detector's findings.
+    /// `name` is the plugin name in kebab-case, unique among loaded plugins.
+    /// By convention it is also the `signal` of the detector's findings.
     /// `version` is usually `env!("CARGO_PKG_VERSION")`. `description` is
     /// one line for the operator.
     pub fn new(

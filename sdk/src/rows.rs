@@ -12,7 +12,7 @@ pub struct Rows {
 
 impl Rows {
     /// Creates a result from column names and rows, each row one value per
-    /// column. [`query`](crate::query) builds it from the host's answer;
+    /// column. [`query`](crate::query) builds it from the host's result, and
     /// tests build it by hand.
     pub fn new(columns: Vec<String>, rows: Vec<Vec<Value>>) -> Self {
         Rows { columns, rows }
