@@ -104,7 +104,7 @@ pub use detector::Detector;
 pub use error::DetectError;
 pub use finding::format_count;
 pub use query::{query, QueryError, QueryErrorKind};
-pub use rows::{Row, RowError, Rows};
+pub use rows::{Row, RowError, RowIter, Rows};
 pub use settings::{SettingError, Settings};
 
 /// Everything a detector needs, for `use tpm_autonomic_sdk::prelude::*`.
