@@ -85,9 +85,6 @@ pub mod bindings {
     wit_bindgen::generate!({
         // The package defines a single world, which is selected without
         // naming it.
-        // NOTE: wit-parser 0.254 rejects `wit/detector.wit` ("duplicate item
-        // named `detector`") while its interface and its world share that
-        // name, so this crate builds only once one of them is renamed.
         path: "../wit",
         // Detector crates call the export macro through `export_detector!`,
         // so it must be usable from outside this crate.

@@ -1,0 +1,264 @@
+//! Detector plugins: the engine, loading, the sandbox limits and calls.
+//!
+//! A *plugin* is a `.wasm` file in the plugins folder that holds a detector
+//! component. [`PluginHost`] owns the engine and the settings every plugin
+//! shares; [`Plugin`] is one loaded, described and configured detector,
+//! ready to be called once per cycle.
+
+pub mod call;
+pub mod engine;
+pub mod limits;
+pub mod loader;
+pub mod registry;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::contract::{BasinDetectorPre, Finding, Manifest, Setting};
+use crate::db::Database;
+use crate::detector;
+use crate::query::guard::QueryGuard;
+use crate::query::QuerySettings;
+use call::{CallFailure, CallState, CallStats, QueryAccess};
+use engine::SandboxEngine;
+use limits::Limits;
+use loader::LoadError;
+
+/// The engine and the settings shared by every plugin.
+pub struct PluginHost {
+    engine: SandboxEngine,
+    limits: Arc<Limits>,
+    query_settings: Arc<QuerySettings>,
+    plugin_settings: BTreeMap<String, BTreeMap<String, toml::Value>>,
+}
+
+/// A loaded detector.
+pub struct Plugin {
+    /// File it was loaded from.
+    pub path: PathBuf,
+    /// SHA-256 of the file, lower-case hex.
+    pub sha256: String,
+    /// What `describe()` returned.
+    pub manifest: Manifest,
+    /// Version of the contract package it was built against.
+    pub contract_version: String,
+    /// Effective settings passed to every `detect` call.
+    pub settings: Vec<Setting>,
+    guard: Arc<QueryGuard>,
+    pre: BasinDetectorPre<CallState>,
+}
+
+impl std::fmt::Debug for Plugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plugin")
+            .field("path", &self.path)
+            .field("name", &self.manifest.name)
+            .field("version", &self.manifest.version)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Plugin {
+    /// The plugin's name from its manifest.
+    pub fn name(&self) -> &str {
+        &self.manifest.name
+    }
+
+    /// The file name, without the folder.
+    pub fn file_name(&self) -> String {
+        file_name(&self.path)
+    }
+}
+
+/// The file name of a path, without the folder.
+pub fn file_name(path: &Path) -> String {
+    path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+}
+
+/// The outcome of loading one file.
+#[derive(Debug, Clone)]
+pub struct LoadOutcome {
+    /// The file.
+    pub path: PathBuf,
+    /// The plugin, or why it could not be loaded.
+    pub result: Result<Arc<Plugin>, LoadError>,
+}
+
+/// The outcome of one `detect` call.
+#[derive(Debug, Clone)]
+pub struct DetectRun {
+    /// Findings, or why the call failed.
+    pub result: Result<Vec<Finding>, CallFailure>,
+    /// Wall time of the call, instantiation included.
+    pub elapsed: Duration,
+    /// Counters of the call.
+    pub stats: CallStats,
+}
+
+impl PluginHost {
+    /// Creates the engine and keeps the shared settings.
+    pub fn new(
+        limits: Limits,
+        query_settings: QuerySettings,
+        plugin_settings: BTreeMap<String, BTreeMap<String, toml::Value>>,
+    ) -> anyhow::Result<PluginHost> {
+        Ok(PluginHost {
+            engine: SandboxEngine::new(&limits)?,
+            limits: Arc::new(limits),
+            query_settings: Arc::new(query_settings),
+            plugin_settings,
+        })
+    }
+
+    /// The sandbox limits.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// The operator settings of the query capability.
+    pub fn query_settings(&self) -> &QuerySettings {
+        &self.query_settings
+    }
+
+    /// Configured settings of a plugin, by name.
+    pub fn configured_settings(&self, name: &str) -> Option<&BTreeMap<String, toml::Value>> {
+        self.plugin_settings.get(name)
+    }
+
+    /// Loads every plugin file of a folder. Files whose plugin name is
+    /// already taken by an earlier file (in name order) are refused.
+    pub async fn load_dir(&self, dir: &Path) -> std::io::Result<Vec<LoadOutcome>> {
+        let mut outcomes: Vec<LoadOutcome> = Vec::new();
+        for path in loader::scan(dir)?.files {
+            let mut result = self.load_file(&path).await;
+            if let Ok(plugin) = &result {
+                let taken = outcomes.iter().find_map(|earlier| match &earlier.result {
+                    Ok(other) if other.name() == plugin.name() => Some(earlier.path.clone()),
+                    _ => None,
+                });
+                if let Some(first) = taken {
+                    result = Err(duplicate_error(plugin.name(), &first));
+                }
+            }
+            outcomes.push(LoadOutcome { path, result });
+        }
+        Ok(outcomes)
+    }
+
+    /// Loads one plugin file: reads, compiles, checks and describes it.
+    pub async fn load_file(&self, path: &Path) -> Result<Arc<Plugin>, LoadError> {
+        let span = tracing::info_span!("load", file = %file_name(path));
+        tracing::Instrument::instrument(self.load_file_in_span(path), span).await
+    }
+
+    async fn load_file_in_span(&self, path: &Path) -> Result<Arc<Plugin>, LoadError> {
+        let file = loader::read(path)?;
+        loader::recognise(&file.bytes)?;
+        let engine = self.engine.engine().clone();
+        let bytes = file.bytes;
+        let component = tokio::task::spawn_blocking(move || loader::compile(&engine, &bytes))
+            .await
+            .map_err(|error| LoadError::new("compile", format!("compilation failed: {error}")))??;
+        self.prepare(file.path, file.sha256, &component).await.map(Arc::new)
+    }
+
+    /// Checks a compiled component, describes it and resolves its settings.
+    pub async fn prepare(
+        &self,
+        path: PathBuf,
+        sha256: String,
+        component: &wasmtime::component::Component,
+    ) -> Result<Plugin, LoadError> {
+        let contract_version = loader::check_world(self.engine.engine(), component)?;
+        let instance_pre = self.engine.linker().instantiate_pre(component).map_err(|error| {
+            LoadError::new("link", format!("cannot link the component: {}", first_line(&error)))
+        })?;
+        let pre = BasinDetectorPre::new(instance_pre).map_err(|error| {
+            LoadError::new("wrong-world", format!("not a detector component: {}", first_line(&error)))
+        })?;
+
+        let manifest = self.describe(&pre).await?;
+        detector::validate_manifest(&manifest, &self.limits)
+            .map_err(|reason| LoadError::new("invalid-manifest", reason))?;
+        for table in &manifest.tables {
+            let table = table.to_ascii_lowercase();
+            if !self.query_settings.allowed_tables.contains(&table) {
+                return Err(LoadError::new(
+                    "table-not-allowed",
+                    format!(
+                        "the plugin declares table `{table}`, which the operator has not allowed; \
+                         add it to query.allowed_tables in the configuration file to allow it"
+                    ),
+                ));
+            }
+        }
+        let settings =
+            detector::resolve_settings(&manifest, self.plugin_settings.get(&manifest.name))
+                .map_err(|reason| LoadError::new("invalid-settings", reason))?;
+        let guard = Arc::new(QueryGuard::new(&manifest.tables, &self.query_settings));
+
+        Ok(Plugin { path, sha256, manifest, contract_version, settings, guard, pre })
+    }
+
+    async fn describe(&self, pre: &BasinDetectorPre<CallState>) -> Result<Manifest, LoadError> {
+        let (state, stderr) = CallState::new(self.limits.clone(), None);
+        let deadline = self.limits.deadline;
+        let mut store = call::new_store(self.engine.engine(), state, deadline);
+        let outcome = tokio::time::timeout(call::wall_limit(deadline), async {
+            let detector = pre.instantiate_async(&mut store).await?;
+            detector.tpm_autonomic_detector().call_describe(&mut store).await
+        })
+        .await;
+        call::classify(outcome, &store, &stderr, deadline)
+            .map_err(|failure| LoadError::new("describe-failed", format!("describe() failed: {failure}")))
+    }
+
+    /// Runs one detection of a plugin with its settings, in a fresh store.
+    pub async fn detect(&self, plugin: &Plugin, database: &Database) -> DetectRun {
+        let started = Instant::now();
+        let access = QueryAccess {
+            database: database.clone(),
+            settings: self.query_settings.clone(),
+            guard: plugin.guard.clone(),
+        };
+        let (state, stderr) = CallState::new(self.limits.clone(), Some(access));
+        let deadline = self.limits.deadline;
+        let mut store = call::new_store(self.engine.engine(), state, deadline);
+        let outcome = tokio::time::timeout(call::wall_limit(deadline), async {
+            let detector = plugin.pre.instantiate_async(&mut store).await?;
+            detector.tpm_autonomic_detector().call_detect(&mut store, &plugin.settings).await
+        })
+        .await;
+
+        let result = match call::classify(outcome, &store, &stderr, deadline) {
+            Ok(Ok(findings)) => detector::validate_findings(&findings, &self.limits)
+                .map(|()| findings)
+                .map_err(CallFailure::Malformed),
+            Ok(Err(message)) => Err(CallFailure::Detector(call::truncate_chars(
+                &message,
+                self.limits.summary_bytes as usize,
+            ))),
+            Err(failure) => Err(failure),
+        };
+        let stats = store.data().stats();
+        DetectRun { result, elapsed: started.elapsed(), stats }
+    }
+}
+
+fn duplicate_error(name: &str, first: &Path) -> LoadError {
+    LoadError::new(
+        "duplicate-name",
+        format!(
+            "plugin name `{name}` is already used by {}; the first file loaded keeps running. \
+             Remove one of the two files or give the detector another name",
+            first.display()
+        ),
+    )
+}
+
+fn first_line(error: &impl std::fmt::Display) -> String {
+    let text = format!("{error:#}");
+    text.lines().next().unwrap_or(&text).to_string()
+}

@@ -1,0 +1,325 @@
+//! The set of loaded plugins, kept in step with the plugins folder.
+//!
+//! [`Registry::refresh`] compares the folder with what is loaded: new files
+//! are loaded, changed files reloaded and removed files unloaded. A file
+//! that fails to load never displaces a working version of the same file:
+//! the old version keeps running, the error is logged once for those bytes,
+//! and the file is tried again as soon as its content changes. Two files
+//! that declare the same plugin name: the one loaded first keeps running.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use super::loader::{self, LoadError};
+use super::{LoadOutcome, Plugin, PluginHost};
+
+/// A file modified more recently than this may still be being written; a
+/// refresh with settling leaves it for a later pass.
+pub const SETTLE_TIME: Duration = Duration::from_millis(500);
+
+/// Size and modification time: a cheap test of whether a file changed.
+type Fingerprint = (u64, Option<SystemTime>);
+
+#[derive(Debug)]
+struct Entry {
+    fingerprint: Option<Fingerprint>,
+    /// The working version, if any.
+    active: Option<Arc<Plugin>>,
+    /// The failure of the file's current bytes, with their hash.
+    failure: Option<(String, LoadError)>,
+    /// Order in which the active version was first loaded, for duplicate
+    /// names.
+    loaded_order: u64,
+}
+
+/// What a refresh changed.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct RefreshSummary {
+    /// Plugins loaded from new files.
+    pub loaded: Vec<String>,
+    /// Plugins replaced by a new version.
+    pub replaced: Vec<String>,
+    /// Plugins unloaded because their file was removed.
+    pub removed: Vec<String>,
+    /// Files that failed to load (each logged once).
+    pub failed: Vec<PathBuf>,
+}
+
+impl RefreshSummary {
+    /// True when nothing changed.
+    pub fn is_empty(&self) -> bool {
+        self.loaded.is_empty()
+            && self.replaced.is_empty()
+            && self.removed.is_empty()
+            && self.failed.is_empty()
+    }
+}
+
+/// The loaded plugins of one folder.
+#[derive(Debug)]
+pub struct Registry {
+    dir: PathBuf,
+    entries: BTreeMap<PathBuf, Entry>,
+    next_order: u64,
+    folder_error: Option<String>,
+    /// Skipped entries already logged, so each is logged once.
+    skipped: BTreeSet<PathBuf>,
+}
+
+impl Registry {
+    /// Creates an empty registry for a folder; nothing is loaded yet.
+    pub fn new(dir: &Path) -> Registry {
+        Registry {
+            dir: dir.to_path_buf(),
+            entries: BTreeMap::new(),
+            next_order: 0,
+            folder_error: None,
+            skipped: BTreeSet::new(),
+        }
+    }
+
+    /// The plugins folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The working plugins, in file-name order.
+    pub fn plugins(&self) -> Vec<Arc<Plugin>> {
+        self.entries.values().filter_map(|entry| entry.active.clone()).collect()
+    }
+
+    /// Every file with its state: the working plugin, or the error of its
+    /// current content when it has no working version.
+    pub fn outcomes(&self) -> Vec<LoadOutcome> {
+        self.entries
+            .iter()
+            .map(|(path, entry)| {
+                let result = match (&entry.failure, &entry.active) {
+                    (Some((_, error)), _) => Err(error.clone()),
+                    (None, Some(plugin)) => Ok(plugin.clone()),
+                    (None, None) => Err(LoadError::new("pending", "not loaded yet")),
+                };
+                LoadOutcome { path: path.clone(), result }
+            })
+            .collect()
+    }
+
+    /// Why the folder could not be read at the last refresh, if it could
+    /// not.
+    pub fn folder_error(&self) -> Option<&str> {
+        self.folder_error.as_deref()
+    }
+
+    /// Brings the loaded set in line with the folder. With `settle`, files
+    /// modified within [`SETTLE_TIME`] are left for a later refresh.
+    pub async fn refresh(&mut self, host: &PluginHost, settle: bool) -> RefreshSummary {
+        let mut summary = RefreshSummary::default();
+        let paths = match loader::scan(&self.dir) {
+            Ok(scan) => {
+                if self.folder_error.take().is_some() {
+                    tracing::info!(dir = %self.dir.display(), "plugins folder readable again");
+                }
+                for (path, reason) in &scan.skipped {
+                    if !self.skipped.contains(path) {
+                        tracing::debug!(file = %path.display(), reason, "skipping entry in the plugins folder");
+                    }
+                }
+                self.skipped = scan.skipped.into_iter().map(|(path, _)| path).collect();
+                scan.files
+            }
+            Err(error) => {
+                let message = format!("cannot read the plugins folder: {error}");
+                if self.folder_error.as_deref() != Some(message.as_str()) {
+                    tracing::error!(
+                        dir = %self.dir.display(),
+                        error = %error,
+                        "cannot read the plugins folder; the loaded plugins keep running"
+                    );
+                }
+                self.folder_error = Some(message);
+                return summary;
+            }
+        };
+
+        self.unload_removed(&paths, &mut summary);
+        for path in paths {
+            self.refresh_file(host, &path, settle, &mut summary).await;
+        }
+        summary
+    }
+
+    fn unload_removed(&mut self, present: &[PathBuf], summary: &mut RefreshSummary) {
+        let removed: Vec<PathBuf> =
+            self.entries.keys().filter(|path| !present.contains(path)).cloned().collect();
+        for path in removed {
+            let Some(entry) = self.entries.remove(&path) else { continue };
+            if let Some(plugin) = entry.active {
+                tracing::info!(
+                    plugin = %plugin.name(),
+                    version = %plugin.manifest.version,
+                    sha256 = %short_hash(&plugin.sha256),
+                    file = %path.display(),
+                    "plugin unloaded: its file was removed"
+                );
+                summary.removed.push(plugin.name().to_string());
+                // A file refused for taking this name may load now.
+                for other in self.entries.values_mut() {
+                    if matches!(&other.failure, Some((_, error)) if error.kind == "duplicate-name") {
+                        other.failure = None;
+                        other.fingerprint = None;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn refresh_file(
+        &mut self,
+        host: &PluginHost,
+        path: &Path,
+        settle: bool,
+        summary: &mut RefreshSummary,
+    ) {
+        let fingerprint = match std::fs::metadata(path) {
+            Ok(metadata) => (metadata.len(), metadata.modified().ok()),
+            // Removed between the scan and now: the next refresh unloads it.
+            Err(_) => return,
+        };
+        let entry = self.entries.entry(path.to_path_buf()).or_insert(Entry {
+            fingerprint: None,
+            active: None,
+            failure: None,
+            loaded_order: 0,
+        });
+        if entry.fingerprint == Some(fingerprint) {
+            return;
+        }
+        if settle && is_settling(fingerprint.1) {
+            tracing::debug!(file = %path.display(), "plugin file was just modified; waiting for it to settle");
+            return;
+        }
+
+        let file = match loader::read(path) {
+            Ok(file) => file,
+            Err(error) => {
+                record_failure(entry, path, String::new(), error, summary);
+                entry.fingerprint = Some(fingerprint);
+                return;
+            }
+        };
+        entry.fingerprint = Some(fingerprint);
+        if entry.active.as_ref().is_some_and(|active| active.sha256 == file.sha256) {
+            entry.failure = None;
+            return;
+        }
+        if entry.failure.as_ref().is_some_and(|(hash, _)| *hash == file.sha256) {
+            return;
+        }
+
+        let sha256 = file.sha256.clone();
+        let loaded = host.load_file(path).await;
+        let loaded = loaded.and_then(|plugin| {
+            if plugin.sha256 != sha256 {
+                // The file changed while it was compiled; the next refresh
+                // sees the new fingerprint and loads the new bytes.
+                return Err(LoadError::new("changed", "the file changed while it was being loaded"));
+            }
+            Ok(plugin)
+        });
+        let loaded = loaded.and_then(|plugin| self.check_duplicate(path, plugin));
+
+        let entry = self.entries.get_mut(path).expect("the entry was inserted above");
+        match loaded {
+            Ok(plugin) => {
+                match entry.active.replace(plugin.clone()) {
+                    Some(old) => {
+                        tracing::info!(
+                            plugin = %plugin.name(),
+                            old_version = %old.manifest.version,
+                            version = %plugin.manifest.version,
+                            sha256 = %short_hash(&plugin.sha256),
+                            file = %path.display(),
+                            "plugin replaced"
+                        );
+                        summary.replaced.push(plugin.name().to_string());
+                    }
+                    None => {
+                        tracing::info!(
+                            plugin = %plugin.name(),
+                            version = %plugin.manifest.version,
+                            sha256 = %short_hash(&plugin.sha256),
+                            file = %path.display(),
+                            "plugin loaded"
+                        );
+                        summary.loaded.push(plugin.name().to_string());
+                        entry.loaded_order = self.next_order;
+                        self.next_order += 1;
+                    }
+                }
+                entry.failure = None;
+            }
+            Err(error) if error.kind == "changed" => entry.fingerprint = None,
+            Err(error) => record_failure(entry, path, sha256, error, summary),
+        }
+    }
+
+    fn check_duplicate(&self, path: &Path, plugin: Arc<Plugin>) -> Result<Arc<Plugin>, LoadError> {
+        let holder = self.entries.iter().find(|(other_path, other)| {
+            other_path.as_path() != path
+                && other.active.as_ref().is_some_and(|active| active.name() == plugin.name())
+        });
+        match holder {
+            Some((other_path, _)) => Err(LoadError::new(
+                "duplicate-name",
+                format!(
+                    "plugin name `{}` is already used by {}, which keeps running; {} is refused. \
+                     Remove one of the two files or give the detector another name",
+                    plugin.name(),
+                    other_path.display(),
+                    path.display()
+                ),
+            )),
+            None => Ok(plugin),
+        }
+    }
+}
+
+fn record_failure(
+    entry: &mut Entry,
+    path: &Path,
+    sha256: String,
+    error: LoadError,
+    summary: &mut RefreshSummary,
+) {
+    match &entry.active {
+        Some(active) => tracing::error!(
+            plugin = %active.name(),
+            file = %path.display(),
+            kind = error.kind,
+            reason = %error,
+            "plugin file failed to load; the running version stays in place"
+        ),
+        None => tracing::error!(
+            file = %path.display(),
+            kind = error.kind,
+            reason = %error,
+            "plugin failed to load"
+        ),
+    }
+    summary.failed.push(path.to_path_buf());
+    entry.failure = Some((sha256, error));
+}
+
+fn is_settling(modified: Option<SystemTime>) -> bool {
+    modified
+        .and_then(|time| time.elapsed().ok())
+        .is_some_and(|age| age < SETTLE_TIME)
+}
+
+/// The first 12 hex digits of a hash, enough to tell versions apart in a
+/// log line.
+pub fn short_hash(sha256: &str) -> &str {
+    &sha256[..sha256.len().min(12)]
+}
