@@ -4,8 +4,8 @@
 #
 # Usage: scripts/build-plugins.sh [--fixtures]
 #
-#   --fixtures  also build every crate under tests/fixtures/*/ that has a
-#               Cargo.toml and copy it to tests/fixtures/<dir>.wasm
+#   --fixtures  also build the test fixture workspace tests/fixtures/ and
+#               copy each fixture to tests/fixtures/<crate directory>.wasm
 #
 # Cargo writes to $CARGO_TARGET_DIR when it is set, else to <repo>/target.
 # Runs from any directory.
@@ -44,7 +44,7 @@ done
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 # Resolve a relative CARGO_TARGET_DIR against the caller's directory once, so
-# the workspace build and the fixture builds share the same directory.
+# the workspace build and the fixture build share the same directory.
 target_dir=${CARGO_TARGET_DIR:-$repo/target}
 case "$target_dir" in
     /*) ;;
@@ -109,32 +109,35 @@ build_plugins() {
     done
 }
 
-# Fixtures are not workspace members (each Cargo.toml needs its own empty
-# `[workspace]` table), so they do not see the workspace's `plugin` profile
-# and build with `release`. Cargo reports the path of each artifact, which
-# saves guessing the fixture's library name.
+# Builds the fixture workspace in one cargo call and copies each member's
+# component. Each crate's directory name is its package name, so its
+# library is <directory with '-' as '_'>.wasm.
 build_fixtures() {
-    local manifest directory name messages artifacts
-    local found=false
-    for manifest in "$repo"/tests/fixtures/*/Cargo.toml; do
-        [[ -f "$manifest" ]] || continue
-        found=true
-        directory=$(dirname "$manifest")
-        name=$(basename "$directory")
+    local fixtures=$repo/tests/fixtures
+    local manifest=$fixtures/Cargo.toml
+    [[ -f "$manifest" ]] || fail "$manifest is missing"
 
-        messages=$(cargo build --manifest-path "$manifest" --release --target "$TARGET" \
-            --message-format=json-render-diagnostics)
-        artifacts=$(printf '%s\n' "$messages" |
-            grep -o '"filenames":\["[^"]*\.wasm"' | sed 's/^"filenames":\["//; s/"$//' || true)
-        case $(printf '%s\n' "$artifacts" | grep -c .) in
-            1) install_component "$artifacts" "$repo/tests/fixtures/$name.wasm" ;;
-            0) fail "fixture $name produced no .wasm file: is its crate-type cdylib?" ;;
-            *) fail "fixture $name produced several .wasm files: $artifacts" ;;
-        esac
+    # A crate directory left out of the workspace's `members` would be
+    # skipped without a word, so every one must appear in the metadata.
+    local metadata crate_manifest directories=()
+    metadata=$(cargo metadata --manifest-path "$manifest" --format-version 1 --no-deps)
+    for crate_manifest in "$fixtures"/*/Cargo.toml; do
+        [[ -f "$crate_manifest" ]] || continue
+        if [[ $metadata != *"\"manifest_path\":\"$crate_manifest\""* ]]; then
+            fail "$crate_manifest is not a member of the fixture workspace: add its directory to \`members\` in $manifest"
+        fi
+        directories+=("$(basename "$(dirname "$crate_manifest")")")
     done
-    if [[ $found == false ]]; then
-        echo "No fixture crates under tests/fixtures/"
-    fi
+    [[ ${#directories[@]} -gt 0 ]] || fail "no fixture crates under $fixtures"
+
+    cargo build --manifest-path "$manifest" --workspace --profile plugin --target "$TARGET"
+
+    local name
+    for name in "${directories[@]}"; do
+        [[ -f "$target_dir/$TARGET/plugin/${name//-/_}.wasm" ]] ||
+            fail "fixture $name produced no ${name//-/_}.wasm: its package name must equal its directory name and its crate-type must be cdylib"
+        install_component "$target_dir/$TARGET/plugin/${name//-/_}.wasm" "$fixtures/$name.wasm"
+    done
 }
 
 ensure_target

@@ -29,6 +29,15 @@ use crate::thermal::{self, ThermalRecord};
 /// Time a cycle may go on after a stop request before it is abandoned.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(8);
 
+/// What a dry run would have sent and written.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct DryRunOutput {
+    /// Alert messages, as they would have been sent.
+    pub alerts: Vec<String>,
+    /// Thermal records, as they would have been written.
+    pub thermal_records: Vec<ThermalRecord>,
+}
+
 /// Everything a cycle needs, built once at start-up.
 pub struct Daemon {
     config: Config,
@@ -39,6 +48,9 @@ pub struct Daemon {
     health: Health,
     cycles: u64,
     log: Option<LogHandle>,
+    /// With `--once --format json --dry-run`, what would have gone out is
+    /// kept for the report instead of printed.
+    dry_run_output: Option<DryRunOutput>,
 }
 
 impl Daemon {
@@ -72,6 +84,7 @@ impl Daemon {
             health: Health::default(),
             cycles: 0,
             log,
+            dry_run_output: None,
         })
     }
 
@@ -107,18 +120,22 @@ impl Daemon {
     /// status.
     pub async fn run_once(&mut self) -> u8 {
         self.log_start();
+        if self.config.dry_run && self.config.format == ReportFormat::Json {
+            self.dry_run_output = Some(DryRunOutput::default());
+        }
         self.registry.refresh(&self.host, false).await;
         if let Some(error) = self.registry.folder_error() {
             eprintln!("tpm-autonomic: {error} ({})", self.config.plugins_dir.display());
             return EXIT_CONFIG;
         }
         let result = self.cycle().await;
-        let report = report::build(
+        let mut report = report::build(
             &self.config.plugins_dir.display().to_string(),
             self.database.target(),
             &self.registry.outcomes(),
             &result,
         );
+        report.dry_run = self.dry_run_output.take();
         match self.config.format {
             ReportFormat::Text => print!("{}", report.to_text()),
             ReportFormat::Json => println!("{}", report.to_json()),
@@ -249,7 +266,11 @@ impl Daemon {
         result
     }
 
-    async fn record_thermal(&self, record: &ThermalRecord) {
+    async fn record_thermal(&mut self, record: &ThermalRecord) {
+        if let Some(output) = &mut self.dry_run_output {
+            output.thermal_records.push(record.clone());
+            return;
+        }
         if self.config.dry_run {
             println!("----- thermal memory record (dry run: not written) -----");
             println!("memory_hash:       {}", record.hash);
@@ -277,8 +298,20 @@ impl Daemon {
         }
     }
 
-    async fn send_alert(&self, text: &str) {
+    async fn send_alert(&mut self, text: &str) {
+        if let Some(output) = &mut self.dry_run_output {
+            output.alerts.push(text.to_string());
+            return;
+        }
         let parts = AlertSink::parts(text);
+        if self.config.dry_run {
+            println!("----- Telegram alert (dry run: not sent) -----");
+            for part in &parts {
+                println!("{part}");
+            }
+            println!("----- end of alert -----");
+            return;
+        }
         match self.sink.deliver(&parts, 0).await {
             Ok(_) if self.sink.sends() => tracing::info!(parts = parts.len(), "alert sent"),
             Ok(_) => {}

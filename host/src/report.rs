@@ -97,6 +97,9 @@ pub struct Report {
     pub plugins: Vec<PluginReport>,
     /// Exit status of the run.
     pub exit_code: u8,
+    /// What a `--dry-run` would have sent and written.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dry_run: Option<crate::daemon::DryRunOutput>,
 }
 
 /// Builds the report from the loaded files and the cycle.
@@ -171,6 +174,7 @@ pub fn build(
         database_error: cycle.database.clone().err(),
         plugins: rows,
         exit_code,
+        dry_run: None,
     }
 }
 
@@ -244,7 +248,7 @@ impl Report {
             }
             for finding in &row.findings {
                 let kind = if finding.basin { "basin" } else { "info" };
-                let _ = writeln!(text, "  {kind}:    {}: {}", finding.signal, finding.summary);
+                let _ = writeln!(text, "  {:<9} {}: {}", format!("{kind}:"), finding.signal, finding.summary);
             }
         }
         text

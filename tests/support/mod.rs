@@ -17,6 +17,7 @@
 // current set of tests does not use are expected.
 #![allow(dead_code, unused_imports)]
 
+pub mod daemon;
 pub mod markdown;
 pub mod postgres;
 pub mod telegram;
@@ -24,6 +25,7 @@ pub mod telegram;
 #[cfg(test)]
 mod selftest;
 
+pub use daemon::{Daemon, Finished, RunningDaemon};
 pub use postgres::{PgCluster, TestDb, ThermalRecord};
 pub use telegram::{FakeTelegram, Reply, TelegramRequest};
 

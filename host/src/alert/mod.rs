@@ -7,8 +7,6 @@
 pub mod message;
 pub mod telegram;
 
-use std::io::Write;
-
 use telegram::{split_message, SendError, TelegramClient, MAX_MESSAGE_UNITS};
 
 /// Where alert messages go.
@@ -16,7 +14,7 @@ use telegram::{split_message, SendError, TelegramClient, MAX_MESSAGE_UNITS};
 pub enum AlertSink {
     /// The Telegram Bot API.
     Telegram(TelegramClient),
-    /// Standard output, for `--dry-run`.
+    /// Nowhere, for `--dry-run`: the daemon prints the message instead.
     DryRun,
     /// Nowhere; the reason is why Telegram is not configured.
     Disabled(String),
@@ -49,16 +47,7 @@ impl AlertSink {
                 }
                 Ok(parts.len())
             }
-            AlertSink::DryRun => {
-                let mut stdout = std::io::stdout().lock();
-                let _ = writeln!(stdout, "----- Telegram alert (dry run: not sent) -----");
-                for part in &parts[first.min(parts.len())..] {
-                    let _ = writeln!(stdout, "{part}");
-                }
-                let _ = writeln!(stdout, "----- end of alert -----");
-                Ok(parts.len())
-            }
-            AlertSink::Disabled(_) => Ok(parts.len()),
+            AlertSink::DryRun | AlertSink::Disabled(_) => Ok(parts.len()),
         }
     }
 
