@@ -7,6 +7,7 @@
 //! interval mode nothing in a cycle ends the daemon: a database or Telegram
 //! failure is logged and the next cycle tries again.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -21,6 +22,7 @@ use crate::db::{Database, Health, HealthChange};
 use crate::detector::FindingRecord;
 use crate::logging::LogHandle;
 use crate::plugin::registry::Registry;
+use crate::plugin::reload::Reloader;
 use crate::plugin::PluginHost;
 use crate::report;
 use crate::signal::Shutdown;
@@ -41,8 +43,11 @@ pub struct DryRunOutput {
 /// Everything a cycle needs, built once at start-up.
 pub struct Daemon {
     config: Config,
-    host: PluginHost,
-    registry: Registry,
+    host: Arc<PluginHost>,
+    /// The registry until the plugins are first loaded, then the reloader
+    /// that owns it.
+    registry: Option<Registry>,
+    reloader: Option<Reloader>,
     database: Database,
     sink: AlertSink,
     health: Health,
@@ -51,17 +56,21 @@ pub struct Daemon {
     /// With `--once --format json --dry-run`, what would have gone out is
     /// kept for the report instead of printed.
     dry_run_output: Option<DryRunOutput>,
+    /// True while the "no plugins loaded" warning stands, so it is logged
+    /// once per stretch without plugins.
+    warned_no_plugins: bool,
 }
 
 impl Daemon {
     /// Builds the engine, the pool and the alert sink. Nothing connects
     /// yet, so a database that is down at start-up is not an error here.
     pub fn build(config: Config, log: Option<LogHandle>) -> anyhow::Result<Daemon> {
-        let host = PluginHost::new(
+        let host = Arc::new(PluginHost::new(
             config.limits.clone(),
             config.query.clone(),
             config.plugin_settings.clone(),
-        )?;
+            config.cache_dir.as_deref(),
+        )?);
         let database = Database::new(&config.database);
         let sink = if config.dry_run {
             AlertSink::DryRun
@@ -74,17 +83,19 @@ impl Daemon {
                 Err(reason) => AlertSink::Disabled(reason.clone()),
             }
         };
-        let registry = Registry::new(&config.plugins_dir);
+        let registry = Registry::new(&config.plugins_dir, config.allow_writable_plugins);
         Ok(Daemon {
             config,
             host,
-            registry,
+            registry: Some(registry),
+            reloader: None,
             database,
             sink,
             health: Health::default(),
             cycles: 0,
             log,
             dry_run_output: None,
+            warned_no_plugins: false,
         })
     }
 
@@ -123,16 +134,19 @@ impl Daemon {
         if self.config.dry_run && self.config.format == ReportFormat::Json {
             self.dry_run_output = Some(DryRunOutput::default());
         }
-        self.registry.refresh(&self.host, false).await;
-        if let Some(error) = self.registry.folder_error() {
-            eprintln!("tpm-autonomic: {error} ({})", self.config.plugins_dir.display());
+        let registry = self.registry.take().expect("the plugins are loaded once");
+        let reloader = Reloader::load_once(&self.host, registry).await;
+        if let Some(error) = &reloader.current().folder_error {
+            eprintln!("tpm-autonomic: {error}");
             return EXIT_CONFIG;
         }
+        self.reloader = Some(reloader);
         let result = self.cycle().await;
+        let outcomes = self.reloader.as_ref().map(|r| r.current().outcomes.clone()).unwrap_or_default();
         let mut report = report::build(
             &self.config.plugins_dir.display().to_string(),
             self.database.target(),
-            &self.registry.outcomes(),
+            &outcomes,
             &result,
         );
         report.dry_run = self.dry_run_output.take();
@@ -146,6 +160,8 @@ impl Daemon {
     /// Runs cycles until a stop is requested. Returns the exit status.
     pub async fn run_interval(&mut self, mut shutdown: Shutdown) -> u8 {
         self.log_start();
+        let registry = self.registry.take().expect("the plugins are loaded once");
+        self.reloader = Some(Reloader::start(self.host.clone(), registry).await);
         let mut hangups = crate::signal::hangups();
         let mut ticker = tokio::time::interval(self.config.interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -188,7 +204,10 @@ impl Daemon {
     }
 
     fn reload(&mut self) {
-        tracing::info!("SIGHUP: reopening the log file and rescanning plugins at the next cycle");
+        tracing::info!("SIGHUP: reopening the log file and rescanning the plugins folder");
+        if let Some(reloader) = &self.reloader {
+            reloader.request_full_rescan();
+        }
         if let Some(log) = &self.log {
             if let Err(error) = log.reopen() {
                 tracing::error!(
@@ -209,8 +228,16 @@ impl Daemon {
     }
 
     async fn cycle_in_span(&mut self, number: u64) -> CycleResult {
-        self.registry.refresh(&self.host, !self.config.once).await;
-        let plugins = self.registry.plugins();
+        let plugins = match &self.reloader {
+            Some(reloader) => {
+                // The safety net for changes the file watch missed; the
+                // rescan runs in the background and counts from the next
+                // cycle on.
+                reloader.request_rescan();
+                reloader.current().present_plugins()
+            }
+            None => Vec::new(),
+        };
         let result =
             cycle::run(number, &self.host, &plugins, &self.database, self.config.concurrency)
                 .await;
@@ -222,11 +249,14 @@ impl Daemon {
             }
             Ok(()) => self.log_database_up(),
         }
-        if plugins.is_empty() {
-            tracing::warn!(
-                dir = %self.config.plugins_dir.display(),
-                "no plugins loaded; nothing is being watched"
-            );
+        if plugins.is_empty() != self.warned_no_plugins {
+            self.warned_no_plugins = plugins.is_empty();
+            if plugins.is_empty() {
+                tracing::warn!(
+                    dir = %self.config.plugins_dir.display(),
+                    "no plugins loaded; nothing is being watched"
+                );
+            }
         }
 
         let basin = result.basin_findings();

@@ -276,6 +276,7 @@ impl CallFailure {
             CallFailure::Deadline { .. } => "deadline",
             CallFailure::Limit(Breach::Memory { .. }) => "memory-limit",
             CallFailure::Limit(Breach::TableElements { .. }) => "table-limit",
+            CallFailure::Limit(Breach::Instances { .. }) => "instance-limit",
             CallFailure::Trap { .. } => "trap",
             CallFailure::Detector(_) => "detector-error",
             CallFailure::Malformed(_) => "rejected-result",
@@ -332,6 +333,10 @@ pub fn classify<T>(
     }
     if let Some(breach) = &state.limiter.breach {
         return Err(CallFailure::Limit(breach.clone()));
+    }
+    let text = error.to_string();
+    if text.contains("resource limit exceeded") && text.contains("count too high") {
+        return Err(CallFailure::Limit(Breach::Instances { limit: state.limits.instances }));
     }
     let stderr = String::from_utf8_lossy(&stderr.contents()).trim().to_string();
     let stderr = truncate_chars(&stderr, 2_000);

@@ -73,6 +73,12 @@ pub enum Breach {
         /// The limit.
         limit: u64,
     },
+    /// Instantiation needed more instances (and their memories and tables)
+    /// than the limit.
+    Instances {
+        /// The limit.
+        limit: u64,
+    },
     /// A table would have grown past the limit.
     TableElements {
         /// Elements the guest asked for.
@@ -91,6 +97,11 @@ impl std::fmt::Display for Breach {
                  (setting limits.memory)",
                 format_bytes(*requested),
                 format_bytes(*limit)
+            ),
+            Breach::Instances { limit } => write!(
+                f,
+                "instance limit reached: the component needs more than {limit} instances \
+                 (setting limits.instances)"
             ),
             Breach::TableElements { requested, limit } => write!(
                 f,

@@ -5,11 +5,14 @@
 //! shares; [`Plugin`] is one loaded, described and configured detector,
 //! ready to be called once per cycle.
 
+pub mod cache;
 pub mod call;
 pub mod engine;
 pub mod limits;
 pub mod loader;
 pub mod registry;
+pub mod reload;
+pub mod trust;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -29,6 +32,7 @@ use loader::LoadError;
 /// The engine and the settings shared by every plugin.
 pub struct PluginHost {
     engine: SandboxEngine,
+    cache: Option<cache::CompileCache>,
     limits: Arc<Limits>,
     query_settings: Arc<QuerySettings>,
     plugin_settings: BTreeMap<String, BTreeMap<String, toml::Value>>,
@@ -44,6 +48,10 @@ pub struct Plugin {
     pub manifest: Manifest,
     /// Version of the contract package it was built against.
     pub contract_version: String,
+    /// How the compiled code was obtained: `hit` (from the cache), `miss`
+    /// (compiled and cached), `rebuilt` (a bad cache entry was replaced) or
+    /// `off` (compiled, no cache).
+    pub cache: &'static str,
     /// Effective settings passed to every `detect` call.
     pub settings: Vec<Setting>,
     guard: Arc<QueryGuard>,
@@ -98,14 +106,30 @@ pub struct DetectRun {
 }
 
 impl PluginHost {
-    /// Creates the engine and keeps the shared settings.
+    /// Creates the engine and keeps the shared settings. A cache folder
+    /// that cannot be used is reported with a warning, and plugins are then
+    /// compiled at every start.
     pub fn new(
         limits: Limits,
         query_settings: QuerySettings,
         plugin_settings: BTreeMap<String, BTreeMap<String, toml::Value>>,
+        cache_dir: Option<&Path>,
     ) -> anyhow::Result<PluginHost> {
+        let engine = SandboxEngine::new(&limits)?;
+        let cache = cache_dir.and_then(|dir| match cache::CompileCache::open(dir, engine.engine()) {
+            Ok(cache) => Some(cache),
+            Err(reason) => {
+                tracing::warn!(
+                    dir = %dir.display(),
+                    reason = %reason,
+                    "compiled-plugin cache disabled; plugins are compiled at every start"
+                );
+                None
+            }
+        });
         Ok(PluginHost {
-            engine: SandboxEngine::new(&limits)?,
+            engine,
+            cache,
             limits: Arc::new(limits),
             query_settings: Arc::new(query_settings),
             plugin_settings,
@@ -157,11 +181,18 @@ impl PluginHost {
         let file = loader::read(path)?;
         loader::recognise(&file.bytes)?;
         let engine = self.engine.engine().clone();
+        let cache = self.cache.clone();
+        let sha256 = file.sha256.clone();
         let bytes = file.bytes;
-        let component = tokio::task::spawn_blocking(move || loader::compile(&engine, &bytes))
-            .await
-            .map_err(|error| LoadError::new("compile", format!("compilation failed: {error}")))??;
-        self.prepare(file.path, file.sha256, &component).await.map(Arc::new)
+        // Compiling takes tens of milliseconds per plugin; it runs on a
+        // blocking thread so the executor keeps serving cycles and signals.
+        let (component, cache_state) =
+            tokio::task::spawn_blocking(move || compile_cached(&engine, cache.as_ref(), &sha256, &bytes))
+                .await
+                .map_err(|error| LoadError::new("compile", format!("compilation failed: {error}")))??;
+        let mut plugin = self.prepare(file.path, file.sha256, &component).await?;
+        plugin.cache = cache_state;
+        Ok(Arc::new(plugin))
     }
 
     /// Checks a compiled component, describes it and resolves its settings.
@@ -199,7 +230,7 @@ impl PluginHost {
                 .map_err(|reason| LoadError::new("invalid-settings", reason))?;
         let guard = Arc::new(QueryGuard::new(&manifest.tables, &self.query_settings));
 
-        Ok(Plugin { path, sha256, manifest, contract_version, settings, guard, pre })
+        Ok(Plugin { path, sha256, manifest, contract_version, cache: "off", settings, guard, pre })
     }
 
     async fn describe(&self, pre: &BasinDetectorPre<CallState>) -> Result<Manifest, LoadError> {
@@ -245,6 +276,36 @@ impl PluginHost {
         let stats = store.data().stats();
         DetectRun { result, elapsed: started.elapsed(), stats }
     }
+}
+
+/// Takes a plugin's compiled code from the cache, or compiles it and
+/// stores it there. Returns the component and how it was obtained.
+fn compile_cached(
+    engine: &wasmtime::Engine,
+    cache: Option<&cache::CompileCache>,
+    sha256: &str,
+    bytes: &[u8],
+) -> Result<(wasmtime::component::Component, &'static str), LoadError> {
+    let Some(cache) = cache else {
+        return Ok((loader::compile(engine, bytes)?, "off"));
+    };
+    let state = match cache.get(engine, sha256) {
+        cache::Lookup::Hit(component) => return Ok((component, "hit")),
+        cache::Lookup::Miss => "miss",
+        cache::Lookup::Discarded(reason) => {
+            tracing::warn!(
+                sha256 = %registry::short_hash(sha256),
+                reason = %reason,
+                "compiled-plugin cache entry discarded; compiling again"
+            );
+            "rebuilt"
+        }
+    };
+    let component = loader::compile(engine, bytes)?;
+    if let Err(reason) = cache.put(sha256, &component) {
+        tracing::warn!(reason = %reason, "cannot store the compiled plugin in the cache");
+    }
+    Ok((component, state))
 }
 
 fn duplicate_error(name: &str, first: &Path) -> LoadError {

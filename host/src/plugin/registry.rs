@@ -61,22 +61,30 @@ impl RefreshSummary {
 #[derive(Debug)]
 pub struct Registry {
     dir: PathBuf,
+    /// Skip the ownership and permission checks of [`super::trust`].
+    allow_writable: bool,
     entries: BTreeMap<PathBuf, Entry>,
     next_order: u64,
     folder_error: Option<String>,
     /// Skipped entries already logged, so each is logged once.
     skipped: BTreeSet<PathBuf>,
+    /// True when the last refresh left a file that was still being written.
+    settling: bool,
 }
 
 impl Registry {
-    /// Creates an empty registry for a folder; nothing is loaded yet.
-    pub fn new(dir: &Path) -> Registry {
+    /// Creates an empty registry for a folder; nothing is loaded yet. With
+    /// `allow_writable`, plugins load from a folder or files that other
+    /// users can write.
+    pub fn new(dir: &Path, allow_writable: bool) -> Registry {
         Registry {
             dir: dir.to_path_buf(),
+            allow_writable,
             entries: BTreeMap::new(),
             next_order: 0,
             folder_error: None,
             skipped: BTreeSet::new(),
+            settling: false,
         }
     }
 
@@ -106,6 +114,20 @@ impl Registry {
             .collect()
     }
 
+    /// True when the last refresh left a file for later because it was
+    /// still being written.
+    pub fn is_settling(&self) -> bool {
+        self.settling
+    }
+
+    /// Makes the next refresh read every file again, changed or not. A file
+    /// whose content is unchanged keeps its loaded plugin.
+    pub fn forget_fingerprints(&mut self) {
+        for entry in self.entries.values_mut() {
+            entry.fingerprint = None;
+        }
+    }
+
     /// Why the folder could not be read at the last refresh, if it could
     /// not.
     pub fn folder_error(&self) -> Option<&str> {
@@ -116,7 +138,16 @@ impl Registry {
     /// modified within [`SETTLE_TIME`] are left for a later refresh.
     pub async fn refresh(&mut self, host: &PluginHost, settle: bool) -> RefreshSummary {
         let mut summary = RefreshSummary::default();
-        let paths = match loader::scan(&self.dir) {
+        self.settling = false;
+        let scanned = if self.allow_writable {
+            loader::scan(&self.dir).map_err(|error| format!("cannot read the plugins folder: {error}"))
+        } else {
+            super::trust::check_folder(&self.dir).and_then(|()| {
+                loader::scan(&self.dir)
+                    .map_err(|error| format!("cannot read the plugins folder: {error}"))
+            })
+        };
+        let paths = match scanned {
             Ok(scan) => {
                 if self.folder_error.take().is_some() {
                     tracing::info!(dir = %self.dir.display(), "plugins folder readable again");
@@ -129,13 +160,12 @@ impl Registry {
                 self.skipped = scan.skipped.into_iter().map(|(path, _)| path).collect();
                 scan.files
             }
-            Err(error) => {
-                let message = format!("cannot read the plugins folder: {error}");
+            Err(message) => {
                 if self.folder_error.as_deref() != Some(message.as_str()) {
                     tracing::error!(
                         dir = %self.dir.display(),
-                        error = %error,
-                        "cannot read the plugins folder; the loaded plugins keep running"
+                        error = %message,
+                        "plugins folder refused; no plugin is loaded from it, the loaded ones keep running"
                     );
                 }
                 self.folder_error = Some(message);
@@ -197,11 +227,16 @@ impl Registry {
             return;
         }
         if settle && is_settling(fingerprint.1) {
+            self.settling = true;
             tracing::debug!(file = %path.display(), "plugin file was just modified; waiting for it to settle");
             return;
         }
 
-        let file = match loader::read(path) {
+        let checked = if self.allow_writable { Ok(()) } else { super::trust::check_file(path) };
+        let file = match checked
+            .map_err(|reason| LoadError::new("untrusted", reason))
+            .and_then(|()| loader::read(path))
+        {
             Ok(file) => file,
             Err(error) => {
                 record_failure(entry, path, String::new(), error, summary);
@@ -240,6 +275,7 @@ impl Registry {
                             old_version = %old.manifest.version,
                             version = %plugin.manifest.version,
                             sha256 = %short_hash(&plugin.sha256),
+                            cache = %plugin.cache,
                             file = %path.display(),
                             "plugin replaced"
                         );
@@ -250,6 +286,7 @@ impl Registry {
                             plugin = %plugin.name(),
                             version = %plugin.manifest.version,
                             sha256 = %short_hash(&plugin.sha256),
+                            cache = %plugin.cache,
                             file = %path.display(),
                             "plugin loaded"
                         );
