@@ -136,7 +136,7 @@ fn log_run(plugin: &Plugin, run: &DetectRun) {
         ),
         Err(failure) => tracing::warn!(
             file = %plugin.file_name(),
-            kind = failure.kind(),
+            kind = %failure.kind(),
             reason = %failure,
             elapsed_ms,
             "detector failed"

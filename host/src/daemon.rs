@@ -107,7 +107,7 @@ impl Daemon {
         };
         tracing::info!(
             version = env!("CARGO_PKG_VERSION"),
-            mode = if self.config.once { "once" } else { "interval" },
+            mode = %if self.config.once { "once" } else { "interval" },
             interval_s = self.config.interval.as_secs_f64(),
             plugins_dir = %self.config.plugins_dir.display(),
             database = %self.database.target(),
@@ -116,7 +116,7 @@ impl Daemon {
             "tpm-autonomic starting"
         );
         for (setting, source) in &self.config.sources {
-            tracing::debug!(setting, source = %source, "setting source");
+            tracing::debug!(setting = %setting, source = %source, "setting source");
         }
         if let AlertSink::Disabled(reason) = &self.sink {
             tracing::warn!(

@@ -61,7 +61,8 @@ where
             now.format("%Y-%m-%d %H:%M:%S,%3f"),
             level_name(event.metadata().level())
         )?;
-        ctx.field_format().format_fields(writer.by_ref(), event)?;
+        let mut body = String::with_capacity(128);
+        ctx.field_format().format_fields(Writer::new(&mut body), event)?;
 
         // Span fields come after the event's own, outermost span first.
         if let Some(scope) = ctx.event_scope() {
@@ -69,12 +70,19 @@ where
                 let extensions = span.extensions();
                 if let Some(fields) = extensions.get::<FormattedFields<N>>() {
                     if !fields.is_empty() {
-                        write!(writer, " {fields}")?;
+                        body.push(' ');
+                        body.push_str(fields);
                     }
                 }
             }
         }
-        writeln!(writer)
+
+        // One event is one line, whatever its fields contain: a detector's
+        // text cannot break the format or forge a line of its own.
+        if body.contains(['\n', '\r']) {
+            body = body.replace('\r', "\\r").replace('\n', "\\n");
+        }
+        writeln!(writer, "{body}")
     }
 }
 
@@ -230,7 +238,7 @@ pub fn init(verbose: bool, log_file: &Path, filter_override: Option<&str>) -> Lo
     }
     if let Some(error) = filter_error {
         tracing::warn!(
-            variable = crate::config::env::LOG_FILTER,
+            variable = %crate::config::env::LOG_FILTER,
             error = %error,
             "invalid log filter ignored; using the default levels"
         );

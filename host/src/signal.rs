@@ -60,7 +60,7 @@ pub async fn terminate() {
         _ = term.recv() => "SIGTERM",
         _ = int.recv() => "SIGINT",
     };
-    tracing::info!(signal = name, "stop requested");
+    tracing::info!(signal = %name, "stop requested");
 }
 
 /// A stream of `SIGHUP` arrivals, or `None` when it cannot be listened for.

@@ -186,7 +186,7 @@ impl CallState {
             }
             Err(error) => tracing::warn!(
                 sql = %short_sql(sql),
-                kind = error.kind(),
+                kind = %error.kind(),
                 error = %error,
                 "query failed"
             ),
@@ -338,12 +338,33 @@ pub fn classify<T>(
     if text.contains("resource limit exceeded") && text.contains("count too high") {
         return Err(CallFailure::Limit(Breach::Instances { limit: state.limits.instances }));
     }
-    let stderr = String::from_utf8_lossy(&stderr.contents()).trim().to_string();
-    let stderr = truncate_chars(&stderr, 2_000);
+    let stderr = describe_stderr(&String::from_utf8_lossy(&stderr.contents()));
     match error.downcast_ref::<Trap>() {
         Some(trap) => Err(CallFailure::Trap { reason: describe_trap(*trap), stderr }),
         None => Err(CallFailure::Trap { reason: first_line(&error.to_string()), stderr }),
     }
+}
+
+/// Turns a guest's stderr into one line for the log: a Rust panic becomes
+/// `panicked at FILE:LINE: MESSAGE`, other text is joined and shortened.
+fn describe_stderr(stderr: &str) -> String {
+    let lines: Vec<&str> = stderr
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with("note: run with `RUST_BACKTRACE"))
+        .collect();
+    let text = match lines.split_first() {
+        Some((first, rest)) if first.starts_with("thread ") && first.contains(" panicked at ") => {
+            let location = first
+                .split(" panicked at ")
+                .nth(1)
+                .unwrap_or_default()
+                .trim_end_matches(':');
+            format!("panicked at {location}: {}", rest.join(" "))
+        }
+        _ => lines.join(" "),
+    };
+    truncate_chars(&text, 1_000)
 }
 
 fn first_line(text: &str) -> String {
@@ -363,5 +384,27 @@ fn describe_trap(trap: Trap) -> String {
         Trap::IntegerDivisionByZero => "integer division by zero".into(),
         Trap::Interrupt => "interrupted".into(),
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn panic_message_becomes_one_line() {
+        let stderr = "thread '<unnamed>' (1) panicked at panic-detector/src/lib.rs:21:9:\n\
+                      fixture panic: deliberate\n\
+                      note: run with `RUST_BACKTRACE=1` environment variable to display a backtrace\n";
+        assert_eq!(
+            describe_stderr(stderr),
+            "panicked at panic-detector/src/lib.rs:21:9: fixture panic: deliberate"
+        );
+    }
+
+    #[test]
+    fn other_stderr_is_joined() {
+        assert_eq!(describe_stderr("first\n\n  second  \n"), "first second");
+        assert_eq!(describe_stderr(""), "");
     }
 }

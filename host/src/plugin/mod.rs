@@ -268,7 +268,7 @@ impl PluginHost {
                 .map(|()| findings)
                 .map_err(CallFailure::Malformed),
             Ok(Err(message)) => Err(CallFailure::Detector(call::truncate_chars(
-                &message,
+                &call::one_line(&message),
                 self.limits.summary_bytes as usize,
             ))),
             Err(failure) => Err(failure),

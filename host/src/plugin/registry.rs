@@ -154,7 +154,7 @@ impl Registry {
                 }
                 for (path, reason) in &scan.skipped {
                     if !self.skipped.contains(path) {
-                        tracing::debug!(file = %path.display(), reason, "skipping entry in the plugins folder");
+                        tracing::debug!(file = %path.display(), reason = %reason, "skipping entry in the plugins folder");
                     }
                 }
                 self.skipped = scan.skipped.into_iter().map(|(path, _)| path).collect();
@@ -334,13 +334,13 @@ fn record_failure(
         Some(active) => tracing::error!(
             plugin = %active.name(),
             file = %path.display(),
-            kind = error.kind,
+            kind = %error.kind,
             reason = %error,
             "plugin file failed to load; the running version stays in place"
         ),
         None => tracing::error!(
             file = %path.display(),
-            kind = error.kind,
+            kind = %error.kind,
             reason = %error,
             "plugin failed to load"
         ),
