@@ -9,9 +9,14 @@ mod support;
 mod alerting;
 /// The database restarted, down at start, unreachable in `--once`.
 mod database;
+/// Hostile plugins, sandbox limits, the query guard and plugin trust.
+mod hostile;
 /// Each detector at the edges of its thresholds, NULLs and column types.
 mod detectors;
 /// A failing plugin fails alone.
 mod isolation;
 /// Log format, help text, exit codes, secrets file.
 mod operations;
+/// Detectors added, replaced and removed at run time; the compiled cache;
+/// SIGHUP.
+mod reload;

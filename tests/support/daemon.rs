@@ -94,6 +94,7 @@ pub const DETECTORS: [&str; 5] =
 pub struct Daemon {
     folder: TempFolder,
     log_file: PathBuf,
+    config_file: Option<PathBuf>,
     args: Vec<String>,
     env: Vec<(String, String)>,
 }
@@ -153,7 +154,8 @@ impl Daemon {
         let home = folder.path().join("home");
         std::fs::create_dir(&home).unwrap();
         let log_file = folder.path().join("logs/tpm_autonomic.log");
-        let mut daemon = Daemon { folder, log_file, args: Vec::new(), env: Vec::new() };
+        let mut daemon =
+            Daemon { folder, log_file, config_file: None, args: Vec::new(), env: Vec::new() };
         daemon.env("PATH", &std::env::var("PATH").unwrap_or_default());
         daemon.env("HOME", home.to_str().unwrap());
         let plugins = daemon.plugins_dir();
@@ -227,11 +229,12 @@ impl Daemon {
         self
     }
 
-    /// Writes a configuration file and passes it with `--config`.
+    /// Writes the configuration file, passed with `--config`; a second
+    /// call replaces the first file's content.
     pub fn config(&mut self, toml: &str) -> &mut Daemon {
         let path = self.folder.path().join("tpm-autonomic.toml");
         std::fs::write(&path, toml).unwrap();
-        self.arg("--config").arg(path.to_str().unwrap());
+        self.config_file = Some(path);
         self
     }
 
@@ -241,6 +244,7 @@ impl Daemon {
             .args(&self.args)
             .arg("--log-file")
             .arg(&self.log_file)
+            .args(self.config_file.iter().flat_map(|path| [std::ffi::OsStr::new("--config"), path.as_os_str()]))
             .args(extra)
             .env_clear()
             .envs(self.env.iter().map(|(name, value)| (name, value)))
@@ -361,6 +365,22 @@ impl RunningDaemon {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// Resident memory of the process, in KiB, from /proc.
+    pub fn rss_kib(&self) -> u64 {
+        let pid = self.child.id().expect("the daemon is still running");
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or_else(|| panic!("no VmRSS in /proc/{pid}/status"))
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("the daemon is still running")
     }
 
     /// Sends a signal to the process.
