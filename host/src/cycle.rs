@@ -50,6 +50,17 @@ pub struct CycleResult {
 }
 
 impl CycleResult {
+    /// The result of a cycle this daemon did not run, as a standby.
+    pub fn skipped(number: u64) -> CycleResult {
+        CycleResult {
+            number,
+            started_at: Utc::now(),
+            database: Ok(()),
+            runs: Vec::new(),
+            elapsed: Duration::ZERO,
+        }
+    }
+
     /// Basin findings of every detector that succeeded.
     pub fn basin_findings(&self) -> Vec<FindingRecord> {
         self.findings(true)
@@ -78,18 +89,22 @@ impl CycleResult {
     }
 }
 
-/// Runs one cycle with the given plugins.
+/// Runs one cycle with the given plugins. When the database does not
+/// answer, the check is repeated with growing pauses for up to
+/// `retry_budget` (a server restarting during the cycle is back within a
+/// few seconds) before the cycle gives up.
 pub async fn run(
     number: u64,
     host: &PluginHost,
     plugins: &[Arc<Plugin>],
     database: &Database,
     concurrency: usize,
+    retry_budget: Duration,
 ) -> CycleResult {
     let started = Instant::now();
     let started_at = Utc::now();
 
-    if let Err(error) = database.check().await {
+    if let Err(error) = check_with_retry(database, retry_budget).await {
         return CycleResult {
             number,
             started_at,
@@ -120,6 +135,23 @@ pub async fn run(
         database: Ok(()),
         runs: runs.into_iter().map(|(_, run)| run).collect(),
         elapsed: started.elapsed(),
+    }
+}
+
+async fn check_with_retry(database: &Database, budget: Duration) -> Result<(), String> {
+    let deadline = Instant::now() + budget;
+    let mut pause = Duration::from_millis(100);
+    loop {
+        match database.check().await {
+            Ok(()) => return Ok(()),
+            Err(error) if Instant::now() + pause > deadline => return Err(error),
+            Err(error) => {
+                tracing::debug!(error = %error, pause_ms = pause.as_millis() as u64, "database check failed; retrying");
+                database.reset();
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(2));
+            }
+        }
     }
 }
 

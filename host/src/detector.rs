@@ -154,6 +154,9 @@ pub fn validate_findings(findings: &[Finding], limits: &Limits) -> Result<(), St
     for finding in findings {
         check_kebab("signal id", &finding.signal)?;
         check_text(&finding.summary, "summary", &finding.signal, limits)?;
+        if !finding.severity.is_finite() {
+            return Err(format!("severity of `{}` must be a finite number", finding.signal));
+        }
         if finding.summary.contains('\n') {
             return Err(format!("summary of `{}` must be one line", finding.signal));
         }
@@ -214,6 +217,8 @@ pub struct FindingRecord {
     pub basin: bool,
     /// One line for a person.
     pub summary: String,
+    /// How far past its threshold the signal is; higher is worse.
+    pub severity: f64,
     /// Metrics by name, in the detector's order.
     pub metrics: serde_json::Map<String, serde_json::Value>,
     /// Item lines.
@@ -234,6 +239,7 @@ impl FindingRecord {
             signal: finding.signal.clone(),
             basin: finding.basin,
             summary: finding.summary.clone(),
+            severity: finding.severity,
             metrics,
             details: finding.details.clone(),
             plugin: plugin.to_string(),
@@ -337,6 +343,7 @@ mod tests {
             signal: "dlq-depth".into(),
             basin: true,
             summary: summary.into(),
+            severity: 7.0,
             metrics: vec![Metric { name: "failed_tasks".into(), value: MetricValue::Integer(7) }],
             details: vec![],
         }

@@ -20,13 +20,16 @@
 //! - [`alert`]: alert messages and Telegram delivery.
 //! - [`thermal`]: thermal memory records.
 //! - [`report`]: the `--once` conformance report.
-//! - [`daemon`]: start-up and the cycle loop.
+//! - [`daemon`]: start-up, the cycle loop, and alert delivery.
+//! - [`leader`]: leadership among daemons sharing a database.
+//! - [`store`]: where the alert state is kept.
 //! - [`signal`]: SIGTERM, SIGINT and SIGHUP.
 //!
 //! One cycle: refresh the plugins from their folder; check the database;
 //! run every detector in its own sandboxed store, concurrently and bounded;
-//! collect the findings; with basin findings, write one thermal record and
-//! send one alert; log the outcome.
+//! collect the findings; with basin findings, write one thermal record;
+//! decide from the alert state what to tell the Chief; save the state and
+//! deliver the messages; log the outcome.
 
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
@@ -39,11 +42,13 @@ pub mod cycle;
 pub mod daemon;
 pub mod db;
 pub mod detector;
+pub mod leader;
 pub mod logging;
 pub mod plugin;
 pub mod query;
 pub mod report;
 pub mod signal;
+pub mod store;
 pub mod thermal;
 
 use cli::{Cli, EXIT_CONFIG};

@@ -93,6 +93,7 @@ mod tests {
             signal: signal.into(),
             basin: true,
             summary: "7 failed tasks".into(),
+            severity: 7.0,
             metrics,
             details: vec![],
             plugin: signal.into(),

@@ -16,6 +16,15 @@ impl Finding {
         Self::with_basin(signal, summary, false)
     }
 
+    /// Sets how far past its threshold the signal is; it must grow as the
+    /// signal gets worse. The host alerts again, before its repeat
+    /// interval, when the severity rises above the value it last alerted.
+    /// The default is 0, which never triggers an early alert.
+    pub fn severity(mut self, severity: f64) -> Self {
+        self.severity = severity;
+        self
+    }
+
     /// Adds a metric, named in snake_case (such as `failed_tasks`), that is
     /// shown in the alert and stored in the audit record.
     pub fn metric(mut self, name: impl Into<String>, value: impl Into<MetricValue>) -> Self {
@@ -48,6 +57,7 @@ impl Finding {
             signal: signal.into(),
             basin,
             summary: summary.into(),
+            severity: 0.0,
             metrics: Vec::new(),
             details: Vec::new(),
         }

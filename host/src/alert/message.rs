@@ -49,22 +49,56 @@ pub struct BlindSpot {
     pub reason: String,
 }
 
-/// Builds the alert for one cycle's basin findings. `informational` are the
-/// non-basin findings (the work state), shown at the end.
-pub fn basin_alert(
-    basin: &[FindingRecord],
-    informational: &[FindingRecord],
-    blind: &[BlindSpot],
-    recovered: &[String],
-) -> String {
-    let mut text = String::new();
-    let count = basin.len();
-    let noun = if count == 1 { "basin signal" } else { "basin signals" };
-    let _ = writeln!(text, "🔥 *TPM Autonomic: {count} {noun}*");
+/// The parts of a basin alert.
+#[derive(Debug, Clone, Copy)]
+pub struct BasinAlert<'a> {
+    /// This cycle's basin findings.
+    pub findings: &'a [FindingRecord],
+    /// Keys (`plugin/signal`) of the signals seen for the first time.
+    pub new: &'a [String],
+    /// Keys of the signals that got worse since they were last alerted.
+    pub worse: &'a [String],
+    /// Active signals whose detector failed this cycle, as text lines.
+    pub unreported: &'a [String],
+    /// Keys of alerted signals that cleared.
+    pub cleared: &'a [String],
+    /// Informational findings, such as the work state.
+    pub informational: &'a [FindingRecord],
+    /// Detectors newly reported as blind spots.
+    pub blind: &'a [BlindSpot],
+    /// Detectors running again.
+    pub recovered: &'a [String],
+}
 
-    for finding in basin {
+/// Builds the alert for basin signals: each with its numbers and items,
+/// new and worse ones marked, then blind spots, cleared signals and the
+/// work state.
+pub fn basin_alert(alert: &BasinAlert<'_>) -> String {
+    let mut text = String::new();
+    let count = alert.findings.len() + alert.unreported.len();
+    let noun = if count == 1 { "basin signal" } else { "basin signals" };
+    if alert.new.is_empty() && alert.worse.is_empty() {
+        let _ = writeln!(text, "🔁 *TPM Autonomic: {count} {noun} still present*");
+    } else {
+        let _ = writeln!(text, "🔥 *TPM Autonomic: {count} {noun}*");
+    }
+
+    for finding in alert.findings {
+        let signal_key = format!("{}/{}", finding.plugin, finding.signal);
+        let marker = if alert.new.contains(&signal_key) {
+            "🆕 "
+        } else if alert.worse.contains(&signal_key) {
+            "⬆️ "
+        } else {
+            ""
+        };
         text.push('\n');
-        let _ = writeln!(text, "*{}*: {}", escape(&finding.signal), escape(&finding.summary));
+        let _ = writeln!(
+            text,
+            "{marker}*{}*: {}",
+            escape(&finding.signal),
+            escape(&finding.summary)
+        );
         if !finding.metrics.is_empty() {
             let metrics: Vec<String> = finding
                 .metrics
@@ -77,7 +111,21 @@ pub fn basin_alert(
             let _ = writeln!(text, "  • {}", escape(detail));
         }
     }
+    for line in alert.unreported {
+        text.push('\n');
+        let _ = writeln!(text, "⚠️ {}", escape(line));
+    }
 
+    push_detector_health(&mut text, alert.blind, alert.recovered);
+    if !alert.cleared.is_empty() {
+        let names: Vec<String> = alert.cleared.iter().map(|name| escape(name)).collect();
+        let _ = write!(text, "\n✅ Cleared: {}\n", names.join(", "));
+    }
+    push_informational(&mut text, alert.informational);
+    text.trim_end().to_string()
+}
+
+fn push_detector_health(text: &mut String, blind: &[BlindSpot], recovered: &[String]) {
     if !blind.is_empty() {
         text.push('\n');
         let _ = writeln!(text, "*Blind spots*");
@@ -96,42 +144,35 @@ pub fn basin_alert(
         text.push('\n');
         let _ = writeln!(text, "Detectors running again: {}", names.join(", "));
     }
+}
 
+fn push_informational(text: &mut String, informational: &[FindingRecord]) {
     for finding in informational {
         text.push('\n');
         let _ = writeln!(text, "_{}_: {}", escape(&finding.signal), escape(&finding.summary));
     }
-    text.trim_end().to_string()
 }
 
 /// Builds the short message sent when alerted basin signals clear.
-pub fn resolved_alert(cleared: &[String], informational: &[FindingRecord]) -> String {
+pub fn resolved_alert(
+    cleared: &[String],
+    informational: &[FindingRecord],
+    blind: &[BlindSpot],
+    recovered: &[String],
+) -> String {
     let names: Vec<String> = cleared.iter().map(|name| escape(name)).collect();
-    let mut text = format!("✅ *TPM Autonomic: resolved*\n\nCleared: {}", names.join(", "));
-    for finding in informational {
-        let _ = write!(text, "\n\n_{}_: {}", escape(&finding.signal), escape(&finding.summary));
-    }
-    text
+    let mut text = format!("✅ *TPM Autonomic: resolved*\n\nCleared: {}\n", names.join(", "));
+    push_detector_health(&mut text, blind, recovered);
+    push_informational(&mut text, informational);
+    text.trim_end().to_string()
 }
 
-/// Builds the message sent when blind spots appear or clear while no basin
-/// is alerted.
+/// Builds the message sent when detectors become blind spots or run again
+/// while no basin is alerted.
 pub fn detector_health_alert(blind: &[BlindSpot], recovered: &[String]) -> String {
     let mut text = String::from("⚠️ *TPM Autonomic: detector health*\n");
-    for spot in blind {
-        let _ = write!(
-            text,
-            "\n  • {} failed {} cycles in a row: {}",
-            escape(&spot.plugin),
-            spot.failures,
-            escape(&spot.reason)
-        );
-    }
-    if !recovered.is_empty() {
-        let names: Vec<String> = recovered.iter().map(|name| escape(name)).collect();
-        let _ = write!(text, "\n\nRunning again: {}", names.join(", "));
-    }
-    text
+    push_detector_health(&mut text, blind, recovered);
+    text.trim_end().to_string()
 }
 
 /// Removes MarkdownV2 markup from a message, for the plain-text retry
@@ -165,6 +206,7 @@ mod tests {
             signal: signal.into(),
             basin: true,
             summary: summary.into(),
+            severity: 7.0,
             metrics,
             details: details.iter().map(|d| d.to_string()).collect(),
             plugin: signal.into(),
@@ -186,14 +228,20 @@ mod tests {
 
     #[test]
     fn alert_lists_each_signal_with_numbers() {
-        let text = basin_alert(
-            &[record("dlq-depth", "7 failed tasks in 48 h", &["#12 build-7 (retry)"])],
-            &[],
-            &[],
-            &[],
-        );
+        let findings = [record("dlq-depth", "7 failed tasks in 48 h", &["#12 build-7 (retry)"])];
+        let new = ["dlq-depth/dlq-depth".to_string()];
+        let text = basin_alert(&BasinAlert {
+            findings: &findings,
+            new: &new,
+            worse: &[],
+            unreported: &[],
+            cleared: &[],
+            informational: &[],
+            blind: &[],
+            recovered: &[],
+        });
         assert!(text.starts_with("🔥 *TPM Autonomic: 1 basin signal*"), "{text}");
-        assert!(text.contains("*dlq\\-depth*: 7 failed tasks in 48 h"), "{text}");
+        assert!(text.contains("🆕 *dlq\\-depth*: 7 failed tasks in 48 h"), "{text}");
         assert!(text.contains("failed\\_tasks 7"), "{text}");
         assert!(text.contains("• \\#12 build\\-7 \\(retry\\)"), "{text}");
     }

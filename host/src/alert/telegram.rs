@@ -62,6 +62,8 @@ pub enum Delivered {
     Formatted,
     /// As plain text, after Telegram rejected the markup.
     PlainText,
+    /// Shortened, after Telegram found it too long.
+    Condensed,
 }
 
 #[derive(Debug, Deserialize)]
@@ -84,8 +86,12 @@ enum Attempt {
     Accepted,
     Retry { reason: String, wait: Option<Duration> },
     BadMarkup(String),
+    TooLong(String),
     Rejected { status: u16, description: String },
 }
+
+/// The line that replaces the rest of a message Telegram found too long.
+const CONDENSED_NOTE: &str = "… (condensed: the full detail is in thermal memory)";
 
 /// A client of the Bot API for one bot and one chat.
 #[derive(Clone)]
@@ -122,13 +128,27 @@ impl TelegramClient {
         let mut waited = Duration::ZERO;
         let mut backoff = FIRST_BACKOFF;
         let mut plain = false;
+        let mut condensed: Option<String> = None;
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let outcome = self.attempt(text, plain).await;
+            let outcome = self.attempt(condensed.as_deref().unwrap_or(text), plain).await;
             let (reason, wait) = match outcome {
+                Attempt::Accepted if condensed.is_some() => return Ok(Delivered::Condensed),
                 Attempt::Accepted => {
                     return Ok(if plain { Delivered::PlainText } else { Delivered::Formatted })
+                }
+                Attempt::TooLong(description) if condensed.is_none() => {
+                    tracing::warn!(
+                        error = %description,
+                        "Telegram found the alert too long; resending it condensed"
+                    );
+                    condensed = Some(condense(text, plain));
+                    attempt -= 1;
+                    continue;
+                }
+                Attempt::TooLong(description) => {
+                    return Err(SendError::Rejected { status: 400, description })
                 }
                 Attempt::BadMarkup(description) if !plain => {
                     tracing::warn!(
@@ -136,6 +156,7 @@ impl TelegramClient {
                         "Telegram rejected the alert's formatting; resending it as plain text"
                     );
                     plain = true;
+                    condensed = condensed.map(|text| super::message::to_plain_text(&text));
                     attempt -= 1;
                     continue;
                 }
@@ -225,10 +246,31 @@ impl TelegramClient {
                 }
             }
             400 if description.contains("can't parse entities") => Attempt::BadMarkup(description),
+            400 if description.contains("too long") => Attempt::TooLong(description),
             500..=599 => Attempt::Retry { reason: format!("HTTP {status}: {description}"), wait: None },
             _ => Attempt::Rejected { status, description },
         }
     }
+}
+
+/// Shortens a message to half of Telegram's limit, cut at a line boundary,
+/// and says where the rest is.
+fn condense(text: &str, plain: bool) -> String {
+    let budget = MAX_MESSAGE_UNITS / 2;
+    let mut kept = String::new();
+    for line in text.lines() {
+        if utf16_len(&kept) + utf16_len(line) + 1 > budget {
+            break;
+        }
+        kept.push_str(line);
+        kept.push('\n');
+    }
+    if kept.is_empty() {
+        kept = text.chars().take(budget / 2).collect();
+        kept.push('\n');
+    }
+    let note = if plain { CONDENSED_NOTE.to_string() } else { super::message::escape(CONDENSED_NOTE) };
+    kept + &note
 }
 
 fn describe_reqwest_error(error: &reqwest::Error) -> String {
@@ -324,6 +366,14 @@ fn cut_line(line: &str, budget: usize) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn condensed_message_fits_and_says_where_the_rest_is() {
+        let text = vec!["line with words"; 1000].join("\n");
+        let short = condense(&text, false);
+        assert!(utf16_len(&short) <= MAX_MESSAGE_UNITS);
+        assert!(short.ends_with("thermal memory\\)"), "{short}");
+    }
 
     #[test]
     fn short_message_is_not_split() {

@@ -28,6 +28,8 @@ pub struct FileConfig {
     pub dry_run: Option<bool>,
     /// Detectors that run at the same time.
     pub concurrency: Option<usize>,
+    /// Name of the deployment, for leadership and the saved alert state.
+    pub deployment: Option<String>,
     /// Load plugins from a folder or files that other users can write.
     pub allow_writable_plugins: Option<bool>,
     /// `[database]`.

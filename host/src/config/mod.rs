@@ -209,6 +209,9 @@ pub struct Config {
     pub state_dir: Option<PathBuf>,
     /// Detectors that run at the same time.
     pub concurrency: usize,
+    /// Name of the deployment: daemons with the same name and database
+    /// share one leadership lock and one alert state.
+    pub deployment: String,
     /// Load plugins from a folder or files that other users can write.
     pub allow_writable_plugins: bool,
     /// Database connection.
@@ -264,6 +267,17 @@ pub fn resolve(cli: &Cli, env: &EnvMap) -> Result<Config, ConfigError> {
         .or_else(|| file.state_dir.clone())
         .or_else(|| default_state_dir(env));
 
+    let deployment = file.deployment.clone().unwrap_or_else(|| "tpm-autonomic".into());
+    let valid_name = !deployment.is_empty()
+        && deployment.len() <= 64
+        && deployment.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if !valid_name {
+        return Err(invalid_file(
+            "deployment",
+            &deployment,
+            "use 1 to 64 letters, digits, '-' and '_'",
+        ));
+    }
     let concurrency = file.concurrency.unwrap_or(4);
     if concurrency == 0 {
         return Err(invalid_file("concurrency", "0", "must be at least 1"));
@@ -280,6 +294,7 @@ pub fn resolve(cli: &Cli, env: &EnvMap) -> Result<Config, ConfigError> {
         cache_dir,
         state_dir,
         concurrency,
+        deployment,
         allow_writable_plugins: file.allow_writable_plugins.unwrap_or(false),
         database: resolve_database(env, &file, &mut sources)?,
         telegram: resolve_telegram(env, &file)?,

@@ -134,7 +134,9 @@ impl Limits {
             self.confidence_threshold
         );
         Some(
+            // More low-confidence votes is a deeper disagreement.
             Finding::basin(SIGNAL, summary)
+                .severity(low_confidence_votes as f64)
                 .metric("low_confidence_votes", low_confidence_votes)
                 .metric("confidence_threshold", self.confidence_threshold)
                 .metric("window_hours", self.window_hours),

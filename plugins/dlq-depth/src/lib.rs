@@ -117,6 +117,7 @@ impl Limits {
         );
         Some(
             Finding::basin(SIGNAL, summary)
+                .severity(failed as f64)
                 .metric("failed_tasks", failed)
                 .metric("threshold", self.threshold)
                 .metric("window_hours", self.window_hours),

@@ -101,6 +101,7 @@ impl Limits {
         );
         Some(
             Finding::basin(SIGNAL, summary)
+                .severity(failure_percent)
                 .metric("failed_tasks", failed)
                 .metric("finished_tasks", finished)
                 .metric("failure_percent", failure_percent)

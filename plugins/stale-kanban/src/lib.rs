@@ -135,6 +135,7 @@ impl Limits {
         );
         Some(
             Finding::basin(SIGNAL, summary)
+                .severity(stale_tickets as f64)
                 .metric("stale_tickets", stale_tickets)
                 .metric("stale_days", self.stale_days),
         )

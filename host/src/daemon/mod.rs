@@ -2,17 +2,23 @@
 //! findings.
 //!
 //! Start-up builds the engine, the database pool and the alert sink, then
-//! loads the plugins. Each cycle refreshes the plugins, runs the detectors,
-//! and on basin findings writes one thermal record and sends one alert. In
-//! interval mode nothing in a cycle ends the daemon: a database or Telegram
-//! failure is logged and the next cycle tries again.
+//! loads the plugins. In interval mode each cycle first checks leadership
+//! (only the leader of a deployment runs cycles), runs the detectors,
+//! writes the thermal record of a basin cycle, plans the messages from the
+//! alert state, saves the state and delivers the waiting messages. Nothing
+//! in a cycle ends the daemon: a database or Telegram failure is logged and
+//! the next cycle tries again. `--once` runs one cycle without leadership
+//! or saved state, and alerts on any basin.
 
+mod delivery;
+
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
 
-use crate::alert::message;
+use crate::alert::state::{AlertState, DetectorOutcome};
 use crate::alert::telegram::TelegramClient;
 use crate::alert::AlertSink;
 use crate::cli::{ReportFormat, EXIT_CONFIG, EXIT_OK};
@@ -20,25 +26,20 @@ use crate::config::Config;
 use crate::cycle::{self, CycleResult};
 use crate::db::{Database, Health, HealthChange};
 use crate::detector::FindingRecord;
+use crate::leader::{Leadership, Role};
 use crate::logging::LogHandle;
 use crate::plugin::registry::Registry;
 use crate::plugin::reload::Reloader;
 use crate::plugin::PluginHost;
 use crate::report;
 use crate::signal::Shutdown;
+use crate::store::StateStore;
 use crate::thermal::{self, ThermalRecord};
+
+pub use delivery::DryRunOutput;
 
 /// Time a cycle may go on after a stop request before it is abandoned.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(8);
-
-/// What a dry run would have sent and written.
-#[derive(Debug, Default, Clone, serde::Serialize)]
-pub struct DryRunOutput {
-    /// Alert messages, as they would have been sent.
-    pub alerts: Vec<String>,
-    /// Thermal records, as they would have been written.
-    pub thermal_records: Vec<ThermalRecord>,
-}
 
 /// Everything a cycle needs, built once at start-up.
 pub struct Daemon {
@@ -51,6 +52,9 @@ pub struct Daemon {
     database: Database,
     sink: AlertSink,
     health: Health,
+    /// Telegram delivery failures in a row, so an outage is logged once,
+    /// then reminded about, then reported over.
+    telegram_health: Health,
     cycles: u64,
     log: Option<LogHandle>,
     /// With `--once --format json --dry-run`, what would have gone out is
@@ -59,6 +63,12 @@ pub struct Daemon {
     /// True while the "no plugins loaded" warning stands, so it is logged
     /// once per stretch without plugins.
     warned_no_plugins: bool,
+    leadership: Leadership,
+    store: StateStore,
+    /// The alert state while this daemon leads (or ran `--once`).
+    state: Option<AlertState>,
+    /// The role logged last, so that a change is logged once.
+    last_role: Option<&'static str>,
 }
 
 impl Daemon {
@@ -76,14 +86,22 @@ impl Daemon {
             AlertSink::DryRun
         } else {
             match &config.telegram {
-                Ok(telegram) => AlertSink::Telegram(TelegramClient::new(
-                    telegram.clone(),
-                    config.alerts.max_attempts,
-                )?),
+                Ok(telegram) => {
+                    // Waiting for Telegram never takes more than half an
+                    // interval, so cycles keep their rhythm.
+                    let budget = (config.interval / 2).clamp(Duration::from_secs(1), Duration::from_secs(60));
+                    AlertSink::Telegram(
+                        TelegramClient::new(telegram.clone(), config.alerts.max_attempts)?
+                            .with_wait_budget(budget),
+                    )
+                }
                 Err(reason) => AlertSink::Disabled(reason.clone()),
             }
         };
         let registry = Registry::new(&config.plugins_dir, config.allow_writable_plugins);
+        let leadership = Leadership::new(&config.database.pg, &config.deployment);
+        let store = StateStore::new(&config.deployment, config.state_dir.as_deref());
+        let state = config.once.then(AlertState::default);
         Ok(Daemon {
             config,
             host,
@@ -92,10 +110,15 @@ impl Daemon {
             database,
             sink,
             health: Health::default(),
+            telegram_health: Health::default(),
             cycles: 0,
             log,
             dry_run_output: None,
             warned_no_plugins: false,
+            leadership,
+            store,
+            state,
+            last_role: None,
         })
     }
 
@@ -112,6 +135,7 @@ impl Daemon {
             plugins_dir = %self.config.plugins_dir.display(),
             database = %self.database.target(),
             telegram = %telegram,
+            deployment = %self.config.deployment,
             dry_run = self.config.dry_run,
             "tpm-autonomic starting"
         );
@@ -123,6 +147,12 @@ impl Daemon {
                 reason = %reason,
                 "Telegram is not configured; basin alerts are logged but not sent (set \
                  TELEGRAM_BOT_TOKEN and TELEGRAM_CHIEF_CHAT_ID)"
+            );
+        }
+        if !self.config.once && self.store.file().is_none() {
+            tracing::warn!(
+                "no state folder (set TPM_STATE_DIR or HOME); the alert state lives only in the \
+                 database and is lost across a restart while the database is down"
             );
         }
     }
@@ -142,7 +172,8 @@ impl Daemon {
         }
         self.reloader = Some(reloader);
         let result = self.cycle().await;
-        let outcomes = self.reloader.as_ref().map(|r| r.current().outcomes.clone()).unwrap_or_default();
+        let outcomes =
+            self.reloader.as_ref().map(|r| r.current().outcomes.clone()).unwrap_or_default();
         let mut report = report::build(
             &self.config.plugins_dir.display().to_string(),
             self.database.target(),
@@ -196,11 +227,24 @@ impl Daemon {
             }
         }
 
+        self.stop().await;
+        EXIT_OK
+    }
+
+    /// Saves the state, hands leadership over and flushes the log.
+    async fn stop(&mut self) {
+        if let Some(mut state) = self.state.take() {
+            let database = self.leadership.is_leader().then_some(&self.database);
+            let save = self.store.save(&mut state, database);
+            if tokio::time::timeout(Duration::from_secs(1), save).await.is_err() {
+                tracing::warn!("saving the alert state took too long at shutdown; the file copy may be older");
+            }
+        }
+        let _ = tokio::time::timeout(Duration::from_millis(500), self.leadership.release()).await;
         tracing::info!(cycles = self.cycles, "tpm-autonomic stopped");
         if let Some(log) = &self.log {
             log.flush();
         }
-        EXIT_OK
     }
 
     fn reload(&mut self) {
@@ -228,6 +272,10 @@ impl Daemon {
     }
 
     async fn cycle_in_span(&mut self, number: u64) -> CycleResult {
+        if !self.config.once && !self.take_role().await {
+            return CycleResult::skipped(number);
+        }
+
         let plugins = match &self.reloader {
             Some(reloader) => {
                 // The safety net for changes the file watch missed; the
@@ -238,17 +286,25 @@ impl Daemon {
             }
             None => Vec::new(),
         };
-        let result =
-            cycle::run(number, &self.host, &plugins, &self.database, self.config.concurrency)
-                .await;
+        let budget = (self.config.interval / 4).clamp(Duration::from_millis(100), Duration::from_secs(10));
+        let result = cycle::run(
+            number,
+            &self.host,
+            &plugins,
+            &self.database,
+            self.config.concurrency,
+            if self.config.once { Duration::ZERO } else { budget },
+        )
+        .await;
 
-        match &result.database {
-            Err(error) => {
-                self.log_database_down(error);
-                return result;
-            }
-            Ok(()) => self.log_database_up(),
+        if let Err(error) = &result.database {
+            self.log_database_down(error);
+            // Telegram does not need the database: waiting messages still go.
+            self.deliver_outbox().await;
+            self.save_state(false).await;
+            return result;
         }
+        self.log_database_up();
         if plugins.is_empty() != self.warned_no_plugins {
             self.warned_no_plugins = plugins.is_empty();
             if plugins.is_empty() {
@@ -259,98 +315,197 @@ impl Daemon {
             }
         }
 
+        self.write_pending_thermal().await;
         let basin = result.basin_findings();
         let informational = result.informational_findings();
+        if !basin.is_empty() {
+            for finding in &basin {
+                tracing::warn!(
+                    signal = %finding.signal,
+                    plugin = %finding.plugin,
+                    summary = ?finding.summary,
+                    "basin signal"
+                );
+            }
+            let record = thermal::build(&basin, result.started_at);
+            self.record_thermal(record).await;
+        }
+
+        let plan = self.plan(&result, &informational);
+        self.save_state(true).await;
+        self.deliver_outbox().await;
+
         let failed = result.failed().len();
+        let elapsed_ms = (Utc::now() - result.started_at).num_milliseconds();
         if basin.is_empty() {
             tracing::info!(
                 detectors = result.runs.len(),
                 failed,
                 work_state = %summaries(&informational),
-                elapsed_ms = result.elapsed.as_millis() as u64,
+                cleared = plan.cleared.len(),
+                elapsed_ms,
                 "clean cycle"
             );
-            return result;
-        }
-
-        for finding in &basin {
-            tracing::warn!(
-                signal = %finding.signal,
-                plugin = %finding.plugin,
-                summary = ?finding.summary,
-                "basin signal"
+        } else {
+            tracing::info!(
+                signals = basin.len(),
+                new = plan.new.len(),
+                worse = plan.worse.len(),
+                alerted = !plan.messages.is_empty(),
+                detectors = result.runs.len(),
+                failed,
+                work_state = %summaries(&informational),
+                elapsed_ms,
+                "basin cycle"
             );
         }
-        let record = thermal::build(&basin, result.started_at);
-        self.record_thermal(&record).await;
-        let text = message::basin_alert(&basin, &informational, &[], &[]);
-        self.send_alert(&text).await;
-        tracing::info!(
-            signals = basin.len(),
-            detectors = result.runs.len(),
-            failed,
-            work_state = %summaries(&informational),
-            elapsed_ms = (Utc::now() - result.started_at).num_milliseconds(),
-            "basin cycle"
-        );
         result
     }
 
-    async fn record_thermal(&mut self, record: &ThermalRecord) {
-        if let Some(output) = &mut self.dry_run_output {
-            output.thermal_records.push(record.clone());
-            return;
+    /// Checks leadership; returns true when this daemon should run the
+    /// cycle.
+    async fn take_role(&mut self) -> bool {
+        let role = self.leadership.check().await;
+        let name = match &role {
+            Role::Leader { .. } => "leader",
+            Role::Standby => "standby",
+            Role::Unknown(_) => "unknown",
+        };
+        match role {
+            Role::Leader { acquired } => {
+                if acquired || self.state.is_none() {
+                    let state = self.store.load(&self.database).await;
+                    tracing::info!(
+                        deployment = %self.config.deployment,
+                        active_signals = state.active.len(),
+                        waiting_messages = state.outbox.len(),
+                        "leadership taken: this daemon runs the cycles"
+                    );
+                    self.state = Some(state);
+                }
+                self.last_role = Some(name);
+                true
+            }
+            Role::Standby => {
+                if self.last_role != Some(name) {
+                    tracing::info!(
+                        deployment = %self.config.deployment,
+                        "standby: another daemon holds the leadership; this one waits"
+                    );
+                }
+                self.last_role = Some(name);
+                // The leader's state is the truth from now on.
+                self.state = None;
+                false
+            }
+            Role::Unknown(error) => {
+                // Without the database no daemon can lead; messages that
+                // were waiting still go out.
+                self.log_database_down(&error);
+                self.last_role = Some(name);
+                self.deliver_outbox().await;
+                self.save_state(false).await;
+                false
+            }
         }
-        if self.config.dry_run {
-            println!("----- thermal memory record (dry run: not written) -----");
-            println!("memory_hash:       {}", record.hash);
-            println!("temperature_score: {}", thermal::TEMPERATURE);
-            println!("sacred_pattern:    false");
-            println!("original_content:  {}", record.content);
-            println!(
-                "metadata:          {}",
-                serde_json::to_string(&record.metadata).unwrap_or_default()
+    }
+
+    fn plan(
+        &mut self,
+        result: &CycleResult,
+        informational: &[FindingRecord],
+    ) -> crate::alert::state::Plan {
+        let mut outcomes = BTreeMap::new();
+        for run in &result.runs {
+            let outcome = match &run.run.result {
+                Ok(findings) => DetectorOutcome::Ran(
+                    findings
+                        .iter()
+                        .filter(|f| f.basin)
+                        .map(|f| FindingRecord::new(run.plugin.name(), f))
+                        .collect(),
+                ),
+                Err(failure) => DetectorOutcome::Failed(failure.to_string()),
+            };
+            outcomes.insert(run.plugin.name().to_string(), outcome);
+        }
+        let state = self.state.get_or_insert_with(AlertState::default);
+        let plan = state.plan(&outcomes, informational, &self.config.alerts, Utc::now());
+        if !plan.cleared.is_empty() {
+            tracing::info!(signals = %plan.cleared.join(", "), "basin signals cleared");
+        }
+        for plugin in &plan.blind {
+            tracing::error!(
+                plugin = %plugin,
+                cycles = self.config.alerts.blind_after,
+                "detector keeps failing; reported to the Chief as a blind spot"
             );
-            println!("----- end of record -----");
+        }
+        for plugin in &plan.recovered {
+            tracing::info!(plugin = %plugin, "detector runs again after repeated failures");
+        }
+        plan
+    }
+
+    async fn save_state(&mut self, database_up: bool) {
+        if self.config.once {
             return;
         }
-        match thermal::write(&self.database, record).await {
+        if let Some(state) = self.state.as_mut() {
+            let database = database_up.then_some(&self.database);
+            self.store.save(state, database).await;
+        }
+    }
+
+    async fn record_thermal(&mut self, record: ThermalRecord) {
+        if self.config.dry_run {
+            self.print_thermal(&record);
+            return;
+        }
+        match thermal::write(&self.database, &record).await {
             Ok(true) => tracing::info!(memory_hash = %record.hash, "thermal record written"),
             Ok(false) => tracing::info!(
                 memory_hash = %record.hash,
                 "thermal record already present; nothing written"
             ),
-            Err(error) => tracing::error!(
-                memory_hash = %record.hash,
-                error = %error,
-                "thermal record write failed"
-            ),
+            Err(error) => {
+                let kept = !self.config.once;
+                tracing::error!(
+                    memory_hash = %record.hash,
+                    error = %error,
+                    kept_for_next_cycle = kept,
+                    "thermal record write failed"
+                );
+                if let Some(state) = self.state.as_mut().filter(|_| kept) {
+                    state.keep_thermal(record);
+                }
+            }
         }
     }
 
-    async fn send_alert(&mut self, text: &str) {
-        if let Some(output) = &mut self.dry_run_output {
-            output.alerts.push(text.to_string());
-            return;
-        }
-        let parts = AlertSink::parts(text);
-        if self.config.dry_run {
-            println!("----- Telegram alert (dry run: not sent) -----");
-            for part in &parts {
-                println!("{part}");
+    /// Writes the records that an earlier cycle could not write.
+    async fn write_pending_thermal(&mut self) {
+        let Some(state) = self.state.as_mut() else { return };
+        while let Some(record) = state.pending_thermal.first().cloned() {
+            match thermal::write(&self.database, &record).await {
+                Ok(inserted) => {
+                    tracing::info!(
+                        memory_hash = %record.hash,
+                        inserted,
+                        "thermal record from an earlier cycle written"
+                    );
+                    state.pending_thermal.remove(0);
+                }
+                Err(error) => {
+                    tracing::warn!(
+                        memory_hash = %record.hash,
+                        error = %error,
+                        waiting = state.pending_thermal.len(),
+                        "thermal record from an earlier cycle still not written"
+                    );
+                    break;
+                }
             }
-            println!("----- end of alert -----");
-            return;
-        }
-        match self.sink.deliver(&parts, 0).await {
-            Ok(_) if self.sink.sends() => tracing::info!(parts = parts.len(), "alert sent"),
-            Ok(_) => {}
-            Err(partial) => tracing::error!(
-                delivered = partial.delivered,
-                parts = parts.len(),
-                error = %partial.error,
-                "alert delivery failed"
-            ),
         }
     }
 
