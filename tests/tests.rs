@@ -13,6 +13,8 @@ mod database;
 mod hostile;
 /// Each detector at the edges of its thresholds, NULLs and column types.
 mod detectors;
+/// Telegram and database faults, restarts, leadership, shutdown, secrets.
+mod faults;
 /// A failing plugin fails alone.
 mod isolation;
 /// Log format, help text, exit codes, secrets file.

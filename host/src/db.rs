@@ -14,6 +14,9 @@ use tokio_postgres::NoTls;
 
 use crate::config::DatabaseConfig;
 
+/// Time the health check waits for an answer.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Time a caller waits for a free pooled connection before giving up.
 const CHECKOUT_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -57,21 +60,44 @@ impl Database {
         &self.target
     }
 
-    /// Checks out a connection; the error is one line for the log.
+    /// Checks out a connection; the error is one line for the log. A
+    /// pooled connection that the server has closed in the meantime (a
+    /// restart, `idle_session_timeout`) is dropped and another taken.
     pub async fn connection(&self) -> Result<Object, String> {
+        for _ in 0..3 {
+            let connection = self.pool.get().await.map_err(|error| describe_pool_error(&error))?;
+            if !connection.is_closed() {
+                return Ok(connection);
+            }
+            discard(connection);
+        }
         self.pool.get().await.map_err(|error| describe_pool_error(&error))
     }
 
-    /// Checks that the database answers a trivial statement.
+    /// Checks that the database answers a trivial statement. A connection
+    /// that turns out to be closed is replaced once before the check fails.
     pub async fn check(&self) -> Result<(), String> {
-        let connection = self.connection().await?;
-        match connection.simple_query("SELECT 1").await {
-            Ok(_) => Ok(()),
-            Err(error) => {
-                discard(connection);
-                Err(describe_error(&error))
+        let mut last_error = String::new();
+        for _ in 0..2 {
+            let connection = self.connection().await?;
+            let answer = tokio::time::timeout(CHECK_TIMEOUT, connection.simple_query("SELECT 1")).await;
+            match answer {
+                Ok(Ok(_)) => return Ok(()),
+                Ok(Err(error)) => {
+                    last_error = describe_error(&error);
+                    let closed = error.is_closed();
+                    discard(connection);
+                    if !closed {
+                        break;
+                    }
+                }
+                Err(_) => {
+                    discard(connection);
+                    return Err(format!("no answer within {} s", CHECK_TIMEOUT.as_secs()));
+                }
             }
         }
+        Err(last_error)
     }
 
     /// Drops every idle connection, so the next checkout connects afresh.

@@ -18,6 +18,10 @@ use crate::detector::FindingRecord;
 /// `metadata.source` of every record this daemon writes.
 pub const SOURCE: &str = "tpm-autonomic-basin-detect";
 
+/// Time the client waits for the insert, beyond the server's own
+/// statement timeout.
+const CLIENT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Temperature of a basin detection.
 pub const TEMPERATURE: f64 = 75.0;
 
@@ -69,15 +73,20 @@ pub fn build(basin: &[FindingRecord], detected_at: DateTime<Utc>) -> ThermalReco
 /// record with the same hash already existed.
 pub async fn write(database: &Database, record: &ThermalRecord) -> Result<bool, String> {
     let connection = database.connection().await?;
-    let inserted = connection
-        .execute(
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 4] =
+        [&record.content, &TEMPERATURE, &record.hash, &record.metadata];
+    let insert = connection.execute(
             "INSERT INTO thermal_memory_archive \
                (original_content, temperature_score, memory_hash, sacred_pattern, metadata) \
              VALUES ($1, $2, $3, false, $4) \
              ON CONFLICT (memory_hash) DO NOTHING",
-            &[&record.content, &TEMPERATURE, &record.hash, &record.metadata],
-        )
+            &params,
+        );
+    // The server's statement_timeout bounds a blocked insert; this bounds a
+    // server that stopped answering at all.
+    let inserted = tokio::time::timeout(CLIENT_TIMEOUT, insert)
         .await
+        .map_err(|_| format!("no answer within {} s", CLIENT_TIMEOUT.as_secs()))?
         .map_err(|error| db::describe_error(&error))?;
     Ok(inserted == 1)
 }

@@ -143,7 +143,7 @@ impl TelegramClient {
                         error = %description,
                         "Telegram found the alert too long; resending it condensed"
                     );
-                    condensed = Some(condense(text, plain));
+                    condensed = Some(condense(text));
                     attempt -= 1;
                     continue;
                 }
@@ -156,7 +156,6 @@ impl TelegramClient {
                         "Telegram rejected the alert's formatting; resending it as plain text"
                     );
                     plain = true;
-                    condensed = condensed.map(|text| super::message::to_plain_text(&text));
                     attempt -= 1;
                     continue;
                 }
@@ -202,6 +201,7 @@ impl TelegramClient {
     async fn attempt(&self, text: &str, plain: bool) -> Attempt {
         let url = format!("{}/bot{}/sendMessage", self.config.api_base, self.config.token.expose());
         let body = if plain {
+            let text = super::message::to_plain_text(text);
             json!({ "chat_id": self.config.chat_id, "text": text, "link_preview_options": { "is_disabled": true } })
         } else {
             json!({
@@ -255,7 +255,7 @@ impl TelegramClient {
 
 /// Shortens a message to half of Telegram's limit, cut at a line boundary,
 /// and says where the rest is.
-fn condense(text: &str, plain: bool) -> String {
+fn condense(text: &str) -> String {
     let budget = MAX_MESSAGE_UNITS / 2;
     let mut kept = String::new();
     for line in text.lines() {
@@ -269,8 +269,9 @@ fn condense(text: &str, plain: bool) -> String {
         kept = text.chars().take(budget / 2).collect();
         kept.push('\n');
     }
-    let note = if plain { CONDENSED_NOTE.to_string() } else { super::message::escape(CONDENSED_NOTE) };
-    kept + &note
+    // The text is still MarkdownV2 here; a plain-text send removes the
+    // escapes from the whole of it.
+    kept + &super::message::escape(CONDENSED_NOTE)
 }
 
 fn describe_reqwest_error(error: &reqwest::Error) -> String {
@@ -370,7 +371,7 @@ mod tests {
     #[test]
     fn condensed_message_fits_and_says_where_the_rest_is() {
         let text = vec!["line with words"; 1000].join("\n");
-        let short = condense(&text, false);
+        let short = condense(&text);
         assert!(utf16_len(&short) <= MAX_MESSAGE_UNITS);
         assert!(short.ends_with("thermal memory\\)"), "{short}");
     }

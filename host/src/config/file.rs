@@ -70,6 +70,9 @@ pub struct DatabaseSection {
     pub pool_size: Option<usize>,
     /// Time allowed to open one connection.
     pub connect_timeout: Option<DurationValue>,
+    /// `statement_timeout` of the daemon's own statements (thermal
+    /// records, alert state).
+    pub statement_timeout: Option<DurationValue>,
 }
 
 /// `[telegram]`.

@@ -495,6 +495,18 @@ fn resolve_database(
         None => Duration::from_secs(10),
     };
     pg.connect_timeout(connect_timeout);
+    // The daemon's own statements (thermal records, alert state) must not
+    // hang on a lock or a stuck server either; detector queries set their
+    // own, shorter limits per transaction.
+    let statement_timeout = match &section.statement_timeout {
+        Some(value) => file_duration(value, "database.statement_timeout")?,
+        None => Duration::from_secs(30),
+    };
+    if statement_timeout < Duration::from_millis(1) {
+        return Err(invalid_file("database.statement_timeout", "0", "must be at least 1ms"));
+    }
+    let millis = statement_timeout.as_millis();
+    pg.options(&format!("-c statement_timeout={millis} -c lock_timeout={millis}"));
     pg.application_name("tpm-autonomic");
     // Keepalives notice a peer that vanished without closing the socket,
     // such as a database host that lost power.

@@ -39,7 +39,7 @@ use crate::thermal::{self, ThermalRecord};
 pub use delivery::DryRunOutput;
 
 /// Time a cycle may go on after a stop request before it is abandoned.
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(8);
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// Everything a cycle needs, built once at start-up.
 pub struct Daemon {

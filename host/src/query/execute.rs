@@ -46,15 +46,24 @@ pub async fn run(
         .collect::<Result<Vec<_>, _>>()
         .map_err(QueryError::Invalid)?;
 
-    let connection = database.connection().await.map_err(QueryError::Unavailable)?;
-    let client: &tokio_postgres::Client = &connection;
-
     let begin = format!(
         "BEGIN READ ONLY; SET LOCAL statement_timeout = {}; SET LOCAL lock_timeout = {}",
         settings.statement_timeout.as_millis().max(1),
         settings.lock_timeout.as_millis().max(1),
     );
-    client.batch_execute(&begin).await.map_err(|error| map_error(&error, settings))?;
+    // A pooled connection may have been closed by the server since its
+    // last use without the client noticing yet; such a connection fails
+    // at BEGIN, before the query ran, so one retry on a fresh one is safe.
+    let mut connection = database.connection().await.map_err(QueryError::Unavailable)?;
+    if let Err(error) = connection.batch_execute(&begin).await {
+        if !error.is_closed() {
+            return Err(map_error(&error, settings));
+        }
+        crate::db::discard(connection);
+        connection = database.connection().await.map_err(QueryError::Unavailable)?;
+        connection.batch_execute(&begin).await.map_err(|error| map_error(&error, settings))?;
+    }
+    let client: &tokio_postgres::Client = &connection;
 
     let fetch = fetch_rows(client, sql, &params, limits, settings);
     let outcome = match tokio::time::timeout(settings.statement_timeout + CLIENT_GRACE, fetch).await
