@@ -369,7 +369,7 @@ async fn idle_session_timeout_does_not_break_cycles() {
     cluster.set_config("idle_session_timeout", "500ms").await;
     let mut daemon = Daemon::with_database("idle-timeout", &db);
     daemon.plugins(&DETECTORS);
-    let mut running = daemon.spawn(&["--interval", "1.5", "--dry-run"]);
+    let mut running = daemon.spawn(&["--interval", "1.5"]);
 
     running.wait_for_lines(&["INFO basin cycle"], 4).await;
     let log = stop(running).await.stderr;

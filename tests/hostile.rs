@@ -450,9 +450,9 @@ async fn memory_returns_after_breaches() {
     daemon.plugins(&["memory-hog", "work-state"]).config("[limits]\nmemory = \"64 MiB\"\n");
     let mut running = daemon.spawn(&["--interval", "0.2", "--dry-run"]);
 
-    running.wait_for_lines(&["INFO clean cycle"], 3).await;
+    running.wait_for_lines(&["WARNING incomplete cycle"], 3).await;
     let early = running.rss_kib();
-    running.wait_for_lines(&["INFO clean cycle"], 15).await;
+    running.wait_for_lines(&["WARNING incomplete cycle"], 15).await;
     let late = running.rss_kib();
     assert!(
         late <= early + 16 * 1024,

@@ -14,7 +14,8 @@ use crate::config::env;
 pub const EXIT_OK: u8 = 0;
 /// Exit status when at least one plugin failed to load or to run.
 pub const EXIT_PLUGIN_FAILED: u8 = 1;
-/// Exit status for an invalid option, variable or configuration file.
+/// Exit status for an invalid option, variable or configuration file, or a
+/// plugins folder that cannot be used.
 pub const EXIT_CONFIG: u8 = 2;
 /// Exit status when the database could not be reached.
 pub const EXIT_DATABASE: u8 = 3;
@@ -24,7 +25,8 @@ Exit status:
   0  every plugin loaded and ran without a failure (--once), or the daemon
      stopped on SIGTERM or SIGINT
   1  at least one plugin failed to load or to run (--once)
-  2  invalid option, environment variable or configuration file
+  2  invalid option, environment variable or configuration file, or a
+     plugins folder that cannot be read or that other users can write
   3  the database could not be reached (--once)
 
 Database: TPM_DATABASE_URL, else the libpq variables PGHOST, PGPORT, PGUSER,

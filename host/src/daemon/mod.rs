@@ -101,7 +101,8 @@ impl Daemon {
         let registry = Registry::new(&config.plugins_dir, config.allow_writable_plugins);
         let leadership = Leadership::new(&config.database.pg, &config.deployment);
         let store = StateStore::new(&config.deployment, config.state_dir.as_deref());
-        let state = config.once.then(AlertState::default);
+        // `--once` and `--dry-run` keep their state in memory only.
+        let state = (config.once || config.dry_run).then(AlertState::default);
         Ok(Daemon {
             config,
             host,
@@ -149,7 +150,7 @@ impl Daemon {
                  TELEGRAM_BOT_TOKEN and TELEGRAM_CHIEF_CHAT_ID)"
             );
         }
-        if !self.config.once && self.store.file().is_none() {
+        if !self.config.once && !self.config.dry_run && self.store.file().is_none() {
             tracing::warn!(
                 "no state folder (set TPM_STATE_DIR or HOME); the alert state lives only in the \
                  database and is lost across a restart while the database is down"
@@ -272,7 +273,10 @@ impl Daemon {
     }
 
     async fn cycle_in_span(&mut self, number: u64) -> CycleResult {
-        if !self.config.once && !self.take_role().await {
+        // A dry run sends and writes nothing, and so takes no leadership:
+        // it must never stand in for the daemon that does the real work.
+        let shares_state = !self.config.once && !self.config.dry_run;
+        if shares_state && !self.take_role().await {
             return CycleResult::skipped(number);
         }
 
@@ -337,7 +341,7 @@ impl Daemon {
 
         let failed = result.failed().len();
         let elapsed_ms = (Utc::now() - result.started_at).num_milliseconds();
-        if basin.is_empty() {
+        if basin.is_empty() && failed == 0 {
             tracing::info!(
                 detectors = result.runs.len(),
                 failed,
@@ -345,6 +349,16 @@ impl Daemon {
                 cleared = plan.cleared.len(),
                 elapsed_ms,
                 "clean cycle"
+            );
+        } else if basin.is_empty() {
+            // Failed detectors may have missed a basin, so this is not clean.
+            tracing::warn!(
+                detectors = result.runs.len(),
+                failed,
+                work_state = %summaries(&informational),
+                cleared = plan.cleared.len(),
+                elapsed_ms,
+                "incomplete cycle: no basin found, but some detectors failed"
             );
         } else {
             tracing::info!(
@@ -448,7 +462,7 @@ impl Daemon {
     }
 
     async fn save_state(&mut self, database_up: bool) {
-        if self.config.once {
+        if self.config.once || self.config.dry_run {
             return;
         }
         if let Some(state) = self.state.as_mut() {

@@ -246,6 +246,12 @@ impl PluginHost {
             .map_err(|failure| LoadError::new("describe-failed", format!("describe() failed: {failure}")))
     }
 
+    /// Instantiates a loaded plugin in a fresh store and calls `describe()`,
+    /// as loading does; the benchmarks use it to time the sandbox alone.
+    pub async fn describe_loaded(&self, plugin: &Plugin) -> Result<Manifest, LoadError> {
+        self.describe(&plugin.pre).await
+    }
+
     /// Runs one detection of a plugin with its settings, in a fresh store.
     pub async fn detect(&self, plugin: &Plugin, database: &Database) -> DetectRun {
         let started = Instant::now();

@@ -165,7 +165,7 @@ impl Registry {
                     tracing::error!(
                         dir = %self.dir.display(),
                         error = %message,
-                        "plugins folder refused; no plugin is loaded from it, the loaded ones keep running"
+                        "plugins folder refused; no new plugin is loaded from it"
                     );
                 }
                 self.folder_error = Some(message);
