@@ -4,8 +4,8 @@
 # Usage: scripts/test.sh [extra arguments for cargo test]
 #
 # Installs the wasm32-wasip2 target when it is missing, builds the detectors
-# and the test fixtures, then runs the unit tests of every crate and the
-# integration tests. The integration tests start their own PostgreSQL
+# and the test fixtures, then runs the unit tests of every crate, the
+# integration tests, and a short smoke run of the benchmarks. The integration tests start their own PostgreSQL
 # clusters (PostgreSQL 15 binaries from /usr/lib/postgresql/15/bin, or the
 # folder in TPM_TEST_PG_BIN) and a fake Telegram server, all on 127.0.0.1.
 set -euo pipefail
@@ -30,3 +30,8 @@ scripts/build-plugins.sh --fixtures
 # The host's unit and integration tests, then the SDK's and the detectors'
 # own unit tests, which run natively.
 cargo test --workspace "$@"
+
+# The benchmarks at a tiny size, in the test build, so that they keep
+# compiling and running; docs/benchmarks.md has the full runs.
+cargo bench --profile dev --bench daemon -- smoke
+cargo bench --profile dev --bench sandbox -- --quick

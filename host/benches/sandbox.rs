@@ -83,6 +83,39 @@ fn sandbox(c: &mut Criterion) {
             std::hint::black_box(manifest);
         })
     });
+
+    // The database's time varies far more than the sandbox's on a shared
+    // machine, so the overhead is also measured in pairs: one native call
+    // and one sandboxed call back to back, the difference taken per pair.
+    let pairs = if std::env::args().any(|a| a == "--quick") { 200 } else { 5_000 };
+    let mut native = Vec::with_capacity(pairs);
+    let mut sandboxed = Vec::with_capacity(pairs);
+    runtime.block_on(async {
+        for _ in 0..pairs {
+            let started = std::time::Instant::now();
+            guard.check("SELECT 1 AS n").unwrap();
+            let rows = execute::run(&database, &settings, "SELECT 1 AS n", &[], limits).await.unwrap();
+            std::hint::black_box(format!("{} rows", rows.rows.len()));
+            native.push(started.elapsed().as_secs_f64() * 1e6);
+
+            let started = std::time::Instant::now();
+            let run = host.detect(&plugin, &database).await;
+            assert!(run.result.is_ok());
+            sandboxed.push(started.elapsed().as_secs_f64() * 1e6);
+        }
+    });
+    let mut overhead: Vec<f64> = sandboxed.iter().zip(&native).map(|(s, n)| s - n).collect();
+    let median = |values: &mut Vec<f64>| {
+        values.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        (values[values.len() / 4], values[values.len() / 2], values[values.len() * 3 / 4])
+    };
+    let (n25, n50, n75) = median(&mut native);
+    let (s25, s50, s75) = median(&mut sandboxed);
+    let (o25, o50, o75) = median(&mut overhead);
+    println!("paired, {pairs} pairs (median, quartiles, µs):");
+    println!("  native/select-1          {n50:.1} ({n25:.1}–{n75:.1})");
+    println!("  sandbox/detect-select-1  {s50:.1} ({s25:.1}–{s75:.1})");
+    println!("  sandbox overhead         {o50:.1} ({o25:.1}–{o75:.1})");
 }
 
 criterion_group!(benches, sandbox);

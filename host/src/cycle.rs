@@ -47,6 +47,9 @@ pub struct CycleResult {
     pub runs: Vec<PluginRun>,
     /// Wall time of the cycle so far.
     pub elapsed: Duration,
+    /// Wall time of the detector phase alone: from the first detector call
+    /// to the last result, after the database check.
+    pub detectors_elapsed: Duration,
 }
 
 impl CycleResult {
@@ -58,6 +61,7 @@ impl CycleResult {
             database: Ok(()),
             runs: Vec::new(),
             elapsed: Duration::ZERO,
+            detectors_elapsed: Duration::ZERO,
         }
     }
 
@@ -111,9 +115,14 @@ pub async fn run(
             database: Err(error),
             runs: Vec::new(),
             elapsed: started.elapsed(),
+            detectors_elapsed: Duration::ZERO,
         };
     }
+    // Open the connections the detectors will use now, so that connecting
+    // is not counted against any detector's deadline.
+    database.warm(concurrency.min(plugins.len())).await;
 
+    let detectors_started = Instant::now();
     let mut runs: Vec<(usize, PluginRun)> = stream::iter(plugins.iter().cloned().enumerate())
         .map(|(index, plugin)| {
             let span = tracing::info_span!("detector", plugin = %plugin.name());
@@ -135,6 +144,7 @@ pub async fn run(
         database: Ok(()),
         runs: runs.into_iter().map(|(_, run)| run).collect(),
         elapsed: started.elapsed(),
+        detectors_elapsed: detectors_started.elapsed(),
     }
 }
 

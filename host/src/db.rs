@@ -100,6 +100,18 @@ impl Database {
         Err(last_error)
     }
 
+    /// Opens connections until `count` are in the pool (at most its size),
+    /// by checking out that many at once. Failures are left to the caller's
+    /// next checkout, which reports them.
+    pub async fn warm(&self, count: usize) {
+        let count = count.min(self.pool.status().max_size);
+        if self.pool.status().size >= count {
+            return;
+        }
+        let checkouts = (0..count).map(|_| self.connection());
+        let _held: Vec<_> = futures::future::join_all(checkouts).await;
+    }
+
     /// Drops every idle connection, so the next checkout connects afresh.
     pub fn reset(&self) {
         self.pool.retain(|_, _| false);
@@ -149,7 +161,7 @@ pub struct Health {
     failures: u64,
 }
 
-/// What to log after a health check.
+/// Change of health after a check, which decides what to log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HealthChange {
     /// Reachable as before: nothing to log.

@@ -35,7 +35,8 @@ const DATABASE_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct StateStore {
     /// Row name in the table, one per deployment sharing the database.
     name: String,
-    /// Who saves, for the `updated_by` column: host name and process id.
+    /// Identity of the saving daemon for the `updated_by` column: host name
+    /// and process id.
     owner: String,
     file: Option<PathBuf>,
     table_ready: bool,

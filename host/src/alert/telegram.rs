@@ -19,10 +19,10 @@ pub const MAX_MESSAGE_UNITS: usize = 4096;
 
 /// First backoff delay; each retry doubles it, up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);
-/// Longest backoff delay between two attempts.
+/// Maximum backoff delay between two attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
-/// Why a message was not delivered.
+/// Reason a message was not delivered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SendError {
     /// Telegram could not be reached or kept failing; trying again later may
@@ -55,7 +55,7 @@ impl std::fmt::Display for SendError {
     }
 }
 
-/// How the text of one delivery went out.
+/// Form in which a message was delivered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Delivered {
     /// With MarkdownV2 formatting.
@@ -99,7 +99,7 @@ pub struct TelegramClient {
     http: reqwest::Client,
     config: TelegramConfig,
     max_attempts: u32,
-    /// Longest total wait between attempts within one delivery.
+    /// Maximum total wait between attempts within one delivery.
     wait_budget: Duration,
 }
 
@@ -369,7 +369,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn condensed_message_fits_and_says_where_the_rest_is() {
+    fn condensed_message_fits_with_note() {
         let text = vec!["line with words"; 1000].join("\n");
         let short = condense(&text);
         assert!(utf16_len(&short) <= MAX_MESSAGE_UNITS);

@@ -62,7 +62,7 @@ impl fmt::Display for Secret {
     }
 }
 
-/// Where a setting's value came from.
+/// Origin of a setting's value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
     /// A command-line option, such as `--interval`.
@@ -95,11 +95,11 @@ pub enum ConfigError {
     /// A value could not be parsed or is out of range.
     #[error("invalid {origin} value {value:?}: {reason}")]
     Invalid {
-        /// Where the value came from.
+        /// Origin of the value.
         origin: Source,
         /// The value, or a placeholder for a secret.
         value: String,
-        /// What is wrong and how to fix it.
+        /// The problem and its fix.
         reason: String,
     },
     /// A required combination of values is missing.
@@ -126,7 +126,7 @@ pub enum ConfigError {
     Secrets(#[from] secrets::SecretsError),
 }
 
-/// How the daemon reaches PostgreSQL.
+/// Connection settings of the federation database.
 #[derive(Clone)]
 pub struct DatabaseConfig {
     /// Connection parameters; its `Debug` output hides the password.
@@ -148,7 +148,7 @@ impl fmt::Debug for DatabaseConfig {
     }
 }
 
-/// How the daemon reaches Telegram.
+/// Settings of the Telegram Bot API.
 #[derive(Debug, Clone)]
 pub struct TelegramConfig {
     /// Bot token; it is part of every request URL.
@@ -226,7 +226,7 @@ pub struct Config {
     pub query: QuerySettings,
     /// `[plugins.<name>]` settings from the configuration file.
     pub plugin_settings: BTreeMap<String, BTreeMap<String, toml::Value>>,
-    /// Where each setting came from, for the debug log.
+    /// Origin of each setting, for the debug log.
     pub sources: Vec<(&'static str, Source)>,
 }
 

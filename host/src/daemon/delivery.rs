@@ -14,7 +14,7 @@ use crate::alert::AlertSink;
 use crate::db::HealthChange;
 use crate::thermal::{self, ThermalRecord};
 
-/// What a dry run would have sent and written.
+/// Messages and records that a dry run would have sent and written.
 #[derive(Debug, Default, Clone, serde::Serialize)]
 pub struct DryRunOutput {
     /// Alert messages, as they would have been sent.

@@ -347,6 +347,7 @@ impl Daemon {
                 failed,
                 work_state = %summaries(&informational),
                 cleared = plan.cleared.len(),
+                detectors_ms = round_ms(result.detectors_elapsed),
                 elapsed_ms,
                 "clean cycle"
             );
@@ -369,6 +370,7 @@ impl Daemon {
                 detectors = result.runs.len(),
                 failed,
                 work_state = %summaries(&informational),
+                detectors_ms = round_ms(result.detectors_elapsed),
                 elapsed_ms,
                 "basin cycle"
             );
@@ -563,4 +565,9 @@ async fn next_hangup(hangups: &mut Option<tokio::signal::unix::Signal>) -> Optio
 
 fn summaries(findings: &[FindingRecord]) -> String {
     findings.iter().map(|f| f.summary.as_str()).collect::<Vec<_>>().join("; ")
+}
+
+/// Milliseconds with one decimal, for log fields of short durations.
+fn round_ms(duration: Duration) -> f64 {
+    (duration.as_secs_f64() * 10_000.0).round() / 10.0
 }

@@ -44,11 +44,11 @@ pub struct Plugin {
     pub path: PathBuf,
     /// SHA-256 of the file, lower-case hex.
     pub sha256: String,
-    /// What `describe()` returned.
+    /// Manifest returned by `describe()`.
     pub manifest: Manifest,
     /// Version of the contract package it was built against.
     pub contract_version: String,
-    /// How the compiled code was obtained: `hit` (from the cache), `miss`
+    /// Origin of the compiled code: `hit` (from the cache), `miss`
     /// (compiled and cached), `rebuilt` (a bad cache entry was replaced) or
     /// `off` (compiled, no cache).
     pub cache: &'static str,
@@ -151,26 +151,6 @@ impl PluginHost {
         self.plugin_settings.get(name)
     }
 
-    /// Loads every plugin file of a folder. Files whose plugin name is
-    /// already taken by an earlier file (in name order) are refused.
-    pub async fn load_dir(&self, dir: &Path) -> std::io::Result<Vec<LoadOutcome>> {
-        let mut outcomes: Vec<LoadOutcome> = Vec::new();
-        for path in loader::scan(dir)?.files {
-            let mut result = self.load_file(&path).await;
-            if let Ok(plugin) = &result {
-                let taken = outcomes.iter().find_map(|earlier| match &earlier.result {
-                    Ok(other) if other.name() == plugin.name() => Some(earlier.path.clone()),
-                    _ => None,
-                });
-                if let Some(first) = taken {
-                    result = Err(duplicate_error(plugin.name(), &first));
-                }
-            }
-            outcomes.push(LoadOutcome { path, result });
-        }
-        Ok(outcomes)
-    }
-
     /// Loads one plugin file: reads, compiles, checks and describes it.
     pub async fn load_file(&self, path: &Path) -> Result<Arc<Plugin>, LoadError> {
         let span = tracing::info_span!("load", file = %file_name(path));
@@ -178,7 +158,17 @@ impl PluginHost {
     }
 
     async fn load_file_in_span(&self, path: &Path) -> Result<Arc<Plugin>, LoadError> {
-        let file = loader::read(path)?;
+        self.load_in_span(loader::read(path)?).await
+    }
+
+    /// Loads a plugin from bytes already read: compiles (or takes from the
+    /// cache), checks and describes it.
+    pub async fn load(&self, file: loader::PluginFile) -> Result<Arc<Plugin>, LoadError> {
+        let span = tracing::info_span!("load", file = %file_name(&file.path));
+        tracing::Instrument::instrument(self.load_in_span(file), span).await
+    }
+
+    async fn load_in_span(&self, file: loader::PluginFile) -> Result<Arc<Plugin>, LoadError> {
         loader::recognise(&file.bytes)?;
         let engine = self.engine.engine().clone();
         let cache = self.cache.clone();
@@ -312,17 +302,6 @@ fn compile_cached(
         tracing::warn!(reason = %reason, "cannot store the compiled plugin in the cache");
     }
     Ok((component, state))
-}
-
-fn duplicate_error(name: &str, first: &Path) -> LoadError {
-    LoadError::new(
-        "duplicate-name",
-        format!(
-            "plugin name `{name}` is already used by {}; the first file loaded keeps running. \
-             Remove one of the two files or give the detector another name",
-            first.display()
-        ),
-    )
 }
 
 fn first_line(error: &impl std::fmt::Display) -> String {

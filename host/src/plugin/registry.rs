@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use futures::StreamExt;
+
 use super::loader::{self, LoadError};
 use super::{LoadOutcome, Plugin, PluginHost};
 
@@ -34,7 +36,7 @@ struct Entry {
     loaded_order: u64,
 }
 
-/// What a refresh changed.
+/// Changes made by one refresh.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct RefreshSummary {
     /// Plugins loaded from new files.
@@ -128,8 +130,8 @@ impl Registry {
         }
     }
 
-    /// Why the folder could not be read at the last refresh, if it could
-    /// not.
+    /// Returns why the folder was refused or unreadable at the last
+    /// refresh, if it was.
     pub fn folder_error(&self) -> Option<&str> {
         self.folder_error.as_deref()
     }
@@ -174,8 +176,28 @@ impl Registry {
         };
 
         self.unload_removed(&paths, &mut summary);
-        for path in paths {
-            self.refresh_file(host, &path, settle, &mut summary).await;
+        let mut files = Vec::new();
+        for path in &paths {
+            if let Some(file) = self.examine(path, settle, &mut summary) {
+                files.push(file);
+            }
+        }
+
+        // Compiling is the slow part of loading; a few files compile at
+        // once, one per core, and the results are applied in file order.
+        let parallel = std::thread::available_parallelism().map_or(1, |n| n.get()).min(4);
+        let loaded: Vec<(PathBuf, String, Result<Arc<Plugin>, LoadError>)> =
+            futures::stream::iter(files)
+                .map(|file| async move {
+                    let path = file.path.clone();
+                    let sha256 = file.sha256.clone();
+                    (path, sha256, host.load(file).await)
+                })
+                .buffered(parallel)
+                .collect()
+                .await;
+        for (path, sha256, result) in loaded {
+            self.apply(&path, sha256, result, &mut summary);
         }
         summary
     }
@@ -205,17 +227,18 @@ impl Registry {
         }
     }
 
-    async fn refresh_file(
+    /// Decides whether a file needs loading: returns its bytes when its
+    /// content is new, or records why it cannot be read.
+    fn examine(
         &mut self,
-        host: &PluginHost,
         path: &Path,
         settle: bool,
         summary: &mut RefreshSummary,
-    ) {
+    ) -> Option<loader::PluginFile> {
         let fingerprint = match std::fs::metadata(path) {
             Ok(metadata) => (metadata.len(), metadata.modified().ok()),
             // Removed between the scan and now: the next refresh unloads it.
-            Err(_) => return,
+            Err(_) => return None,
         };
         let entry = self.entries.entry(path.to_path_buf()).or_insert(Entry {
             fingerprint: None,
@@ -224,12 +247,12 @@ impl Registry {
             loaded_order: 0,
         });
         if entry.fingerprint == Some(fingerprint) {
-            return;
+            return None;
         }
         if settle && is_settling(fingerprint.1) {
             self.settling = true;
             tracing::debug!(file = %path.display(), "plugin file was just modified; waiting for it to settle");
-            return;
+            return None;
         }
 
         let checked = if self.allow_writable { Ok(()) } else { super::trust::check_file(path) };
@@ -241,31 +264,31 @@ impl Registry {
             Err(error) => {
                 record_failure(entry, path, String::new(), error, summary);
                 entry.fingerprint = Some(fingerprint);
-                return;
+                return None;
             }
         };
         entry.fingerprint = Some(fingerprint);
         if entry.active.as_ref().is_some_and(|active| active.sha256 == file.sha256) {
             entry.failure = None;
-            return;
+            return None;
         }
         if entry.failure.as_ref().is_some_and(|(hash, _)| *hash == file.sha256) {
-            return;
+            return None;
         }
+        Some(file)
+    }
 
-        let sha256 = file.sha256.clone();
-        let loaded = host.load_file(path).await;
-        let loaded = loaded.and_then(|plugin| {
-            if plugin.sha256 != sha256 {
-                // The file changed while it was compiled; the next refresh
-                // sees the new fingerprint and loads the new bytes.
-                return Err(LoadError::new("changed", "the file changed while it was being loaded"));
-            }
-            Ok(plugin)
-        });
+    /// Puts the outcome of loading a file in place, in file-name order, so
+    /// that of two files with the same plugin name the first one wins.
+    fn apply(
+        &mut self,
+        path: &Path,
+        sha256: String,
+        loaded: Result<Arc<Plugin>, LoadError>,
+        summary: &mut RefreshSummary,
+    ) {
         let loaded = loaded.and_then(|plugin| self.check_duplicate(path, plugin));
-
-        let entry = self.entries.get_mut(path).expect("the entry was inserted above");
+        let Some(entry) = self.entries.get_mut(path) else { return };
         match loaded {
             Ok(plugin) => {
                 match entry.active.replace(plugin.clone()) {
@@ -297,7 +320,6 @@ impl Registry {
                 }
                 entry.failure = None;
             }
-            Err(error) if error.kind == "changed" => entry.fingerprint = None,
             Err(error) => record_failure(entry, path, sha256, error, summary),
         }
     }
