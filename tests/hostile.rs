@@ -5,44 +5,8 @@
 use serde_json::Value;
 
 use crate::support::daemon::{set_mode, DETECTORS};
-use crate::support::{Daemon, FakeTelegram, Finished, PgCluster, TestDb};
-
-const SOURCE: &str = "tpm-autonomic-basin-detect";
-
-/// Runs the five detectors and `fixtures` on the sample data with `config`,
-/// and checks that the alert went out with all four signals and that the
-/// five detectors ran. Returns the outcome and the database.
-async fn run_beside_detectors(label: &str, fixtures: &[&str], config: &str) -> (Finished, TestDb) {
-    let db = PgCluster::shared().database(label).await;
-    db.load_sample("data.sql").await;
-    let telegram = FakeTelegram::start().await;
-    let mut daemon = Daemon::with_database(label, &db);
-    daemon.plugins(&DETECTORS).plugins(fixtures).telegram(&telegram).config(config);
-
-    let finished = daemon.run_once(&["--format", "json"]).await;
-
-    assert_alert_intact(&finished, &telegram);
-    assert_eq!(db.thermal_records(SOURCE).await.len(), 1, "one thermal record expected");
-    (finished, db)
-}
-
-fn assert_alert_intact(finished: &Finished, telegram: &FakeTelegram) {
-    let messages = telegram.messages();
-    assert_eq!(messages.len(), 1, "the alert must go out\n{}", finished.describe());
-    assert_eq!(messages[0].status, Some(200), "{}", telegram.describe_requests());
-    let text = messages[0].text.clone().unwrap_or_default();
-    for signal in ["council\\-disagreement", "dlq\\-depth", "jr\\-failure\\-rate", "stale\\-kanban"] {
-        assert!(text.contains(signal), "{signal} missing from the alert:\n{text}");
-    }
-    for detector in DETECTORS {
-        assert_eq!(
-            finished.plugin(detector)["run"]["status"],
-            "ok",
-            "{detector} must still run\n{}",
-            finished.describe()
-        );
-    }
-}
+use crate::support::scenario::{assert_alert_intact, run_beside_detectors};
+use crate::support::{Daemon, FakeTelegram, Finished, PgCluster};
 
 /// Checks that a plugin failed to run with `kind`, that the reason contains
 /// each of `words`, and that the log's failure line carries the reason.

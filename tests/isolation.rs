@@ -3,45 +3,11 @@
 
 use std::time::{Duration, Instant};
 
-use crate::support::daemon::DETECTORS;
-use crate::support::{Daemon, FakeTelegram, PgCluster};
-
-/// Runs the five detectors plus `fixtures` on the sample data with a fake
-/// Telegram, and checks that the alert still went out with every signal.
-async fn run_with_fixtures(
-    label: &str,
-    fixtures: &[&str],
-    config: &str,
-) -> (crate::support::Finished, FakeTelegram) {
-    let db = PgCluster::shared().database(label).await;
-    db.load_sample("data.sql").await;
-    let telegram = FakeTelegram::start().await;
-    let mut daemon = Daemon::with_database(label, &db);
-    daemon.plugins(&DETECTORS).plugins(fixtures).telegram(&telegram).config(config);
-
-    let finished = daemon.run_once(&["--format", "json"]).await;
-
-    let messages = telegram.messages();
-    assert_eq!(messages.len(), 1, "the alert must go out\n{}", finished.describe());
-    let text = messages[0].text.clone().unwrap_or_default();
-    for signal in ["council\\-disagreement", "dlq\\-depth", "jr\\-failure\\-rate", "stale\\-kanban"] {
-        assert!(text.contains(signal), "{signal} missing from the alert:\n{text}");
-    }
-    for detector in DETECTORS {
-        assert_eq!(
-            finished.plugin(detector)["run"]["status"],
-            "ok",
-            "{detector} must still run\n{}",
-            finished.describe()
-        );
-    }
-    assert_eq!(db.thermal_records("tpm-autonomic-basin-detect").await.len(), 1);
-    (finished, telegram)
-}
+use crate::support::scenario::run_beside_detectors;
 
 #[tokio::test]
 async fn panicking_plugin_does_not_stop_alert() {
-    let (finished, _telegram) = run_with_fixtures("panic-plugin", &["panic-detector"], "").await;
+    let (finished, _db) = run_beside_detectors("panic-plugin", &["panic-detector"], "").await;
 
     finished.assert_code(1);
     let row = finished.plugin("panic-detector");
@@ -59,8 +25,8 @@ async fn panicking_plugin_does_not_stop_alert() {
 
 #[tokio::test]
 async fn unreachable_plugin_is_reported_as_trap() {
-    let (finished, _telegram) =
-        run_with_fixtures("unreachable-plugin", &["unreachable-detector"], "").await;
+    let (finished, _db) =
+        run_beside_detectors("unreachable-plugin", &["unreachable-detector"], "").await;
 
     finished.assert_code(1);
     let row = finished.plugin("unreachable-detector");
@@ -71,8 +37,8 @@ async fn unreachable_plugin_is_reported_as_trap() {
 #[tokio::test]
 async fn endless_loop_plugin_hits_deadline() {
     let started = Instant::now();
-    let (finished, _telegram) =
-        run_with_fixtures("endless-loop", &["endless-loop"], "[limits]\ndeadline = \"1s\"\n").await;
+    let (finished, _db) =
+        run_beside_detectors("endless-loop", &["endless-loop"], "[limits]\ndeadline = \"1s\"\n").await;
 
     finished.assert_code(1);
     let row = finished.plugin("endless-loop");
@@ -88,7 +54,7 @@ async fn endless_loop_plugin_hits_deadline() {
 #[tokio::test]
 async fn failing_query_does_not_stop_others() {
     let config = "[plugins.sql-runner]\nsql = \"SELECT no_such_column FROM jr_work_queue\"\n";
-    let (finished, _telegram) = run_with_fixtures("failing-query", &["sql-runner"], config).await;
+    let (finished, _db) = run_beside_detectors("failing-query", &["sql-runner"], config).await;
 
     finished.assert_code(1);
     let row = finished.plugin("sql-runner");

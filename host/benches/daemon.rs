@@ -330,7 +330,9 @@ fn rss_kib(pid: u32) -> u64 {
 async fn memory(size: Size) {
     let (_cluster, db) = sample_database("bench_memory").await;
     println!("## Memory over {} cycles at a 10 ms interval\n", size.memory_cycles);
-    println!("| plugins | peak RSS | mean RSS, first quarter | mean RSS, last quarter |\n|---|---|---|---|");
+    println!("Mean RSS over the last hundred cycles of the first quarter, and over the");
+    println!("last hundred cycles of the run: the difference is the growth.\n");
+    println!("| plugins | peak RSS | RSS after the first quarter | RSS at the end | growth |\n|---|---|---|---|---|");
     for plugins in [5, size.many_plugins] {
         let setup = Setup::new("bench-memory", &db);
         if plugins == 5 {
@@ -374,9 +376,13 @@ async fn memory(size: Size) {
                 .collect();
             values.iter().sum::<f64>() / values.len().max(1) as f64
         };
-        let first = mean(0..quarter);
-        let last = mean(size.memory_cycles - quarter..usize::MAX);
-        println!("| {plugins} | {peak:.1} MiB | {first:.1} MiB | {last:.1} MiB |");
+        let window = (size.memory_cycles / 20).max(1);
+        let first = mean(quarter.saturating_sub(window)..quarter);
+        let last = mean(size.memory_cycles - window..usize::MAX);
+        println!(
+            "| {plugins} | {peak:.1} MiB | {first:.1} MiB | {last:.1} MiB | {:+.1} MiB |",
+            last - first
+        );
     }
     println!();
 }

@@ -47,7 +47,7 @@ fn sandbox(c: &mut Criterion) {
     let db = runtime.block_on(cluster.database("bench_sandbox"));
     let database = database(&db.url());
 
-    let host = PluginHost::new(Limits::default(), QuerySettings::default(), BTreeMap::new(), None)
+    let host = PluginHost::new(Limits::default(), QuerySettings::default(), BTreeMap::new(), None, 4)
         .expect("the engine starts");
     let plugin_path = support::daemon::component("bench-probe");
     let plugin = runtime

@@ -129,19 +129,7 @@ pub fn discard(connection: Object) {
 pub fn describe_error(error: &tokio_postgres::Error) -> String {
     match error.as_db_error() {
         Some(db_error) => format!("{} ({})", db_error.message(), db_error.code().code()),
-        None => {
-            let mut text = error.to_string();
-            let mut source = std::error::Error::source(error);
-            while let Some(cause) = source {
-                let cause_text = cause.to_string();
-                if !text.contains(&cause_text) {
-                    text.push_str(": ");
-                    text.push_str(&cause_text);
-                }
-                source = cause.source();
-            }
-            text
-        }
+        None => crate::logging::error_chain(error),
     }
 }
 

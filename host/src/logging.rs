@@ -33,6 +33,22 @@ const VERBOSE_FILTER: &str = "warn,tpm_autonomic=debug";
 #[derive(Debug, Clone, Copy, Default)]
 pub struct FederationFormat;
 
+/// Describes an error and its chain of causes in one line, skipping a
+/// cause whose text the line already contains.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
 /// Python's name of a tracing level.
 pub fn level_name(level: &Level) -> &'static str {
     match *level {

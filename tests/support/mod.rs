@@ -20,6 +20,7 @@
 pub mod daemon;
 pub mod markdown;
 pub mod postgres;
+pub mod scenario;
 pub mod telegram;
 
 #[cfg(test)]

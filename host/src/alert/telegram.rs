@@ -219,7 +219,7 @@ impl TelegramClient {
                 let reason = if error.is_timeout() {
                     format!("no answer within {} s (setting telegram.timeout)", self.config.timeout.as_secs())
                 } else {
-                    describe_reqwest_error(&error)
+                    crate::logging::error_chain(&error)
                 };
                 return Attempt::Retry { reason, wait: None };
             }
@@ -272,20 +272,6 @@ fn condense(text: &str) -> String {
     // The text is still MarkdownV2 here; a plain-text send removes the
     // escapes from the whole of it.
     kept + &super::message::escape(CONDENSED_NOTE)
-}
-
-fn describe_reqwest_error(error: &reqwest::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 fn with_jitter(delay: Duration) -> Duration {

@@ -80,6 +80,7 @@ impl Daemon {
             config.query.clone(),
             config.plugin_settings.clone(),
             config.cache_dir.as_deref(),
+            config.concurrency,
         )?);
         let database = Database::new(&config.database);
         let sink = if config.dry_run {

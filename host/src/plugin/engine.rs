@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use wasmtime::component::{HasSelf, Linker};
-use wasmtime::{Config, Engine, OptLevel};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, OptLevel, PoolingAllocationConfig};
 
 use super::call::CallState;
 use super::limits::Limits;
@@ -22,6 +22,36 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// runs it, for the host frames (imports, libcalls) below the guest's.
 const HOST_STACK_HEADROOM: usize = 1 << 20;
 
+/// Component instances the pool holds beyond the configured concurrency:
+/// plugins loading in the background (up to four at once) and margin.
+const EXTRA_SLOTS: u32 = 8;
+
+/// Sizes the pooling allocator. Reusing memory, table and stack slots saves
+/// a map and an unmap per call, about a third of the sandbox's own cost per
+/// call (docs/benchmarks.md). Slots are address space, reserved up front and
+/// only backed by memory while in use.
+///
+/// The pool's own caps are kept at or above the configured limits, so that
+/// a component over a limit is refused by the store's resource limiter,
+/// whose message names the setting, and not by the pool at compile time.
+fn pooling(limits: &Limits, concurrency: usize) -> PoolingAllocationConfig {
+    let slots = u32::try_from(concurrency).unwrap_or(u32::MAX / 64).saturating_add(EXTRA_SLOTS);
+    let instances_per_call = u32::try_from(limits.instances).unwrap_or(u32::MAX).clamp(32, 1024);
+    let memory = limits.memory_bytes.max(64 << 20);
+    let table_elements = limits.table_elements.max(20_000);
+    let mut pooling = PoolingAllocationConfig::default();
+    pooling
+        .total_component_instances(slots)
+        .total_core_instances(slots.saturating_mul(instances_per_call))
+        .max_core_instances_per_component(instances_per_call)
+        .total_memories(slots.saturating_mul(2))
+        .total_tables(slots.saturating_mul(4))
+        .total_stacks(slots)
+        .max_memory_size(usize::try_from(memory).unwrap_or(usize::MAX))
+        .table_elements(usize::try_from(table_elements).unwrap_or(usize::MAX));
+    pooling
+}
+
 /// The engine, its ticker and the linker, created once per process.
 pub struct SandboxEngine {
     engine: Engine,
@@ -30,9 +60,10 @@ pub struct SandboxEngine {
 }
 
 impl SandboxEngine {
-    /// Creates the engine with epoch interruption and the stack limit, and
-    /// starts the ticker thread.
-    pub fn new(limits: &Limits) -> anyhow::Result<SandboxEngine> {
+    /// Creates the engine with epoch interruption, the stack limit and a
+    /// pooling allocator sized for `concurrency` detector calls, and starts
+    /// the ticker thread.
+    pub fn new(limits: &Limits, concurrency: usize) -> anyhow::Result<SandboxEngine> {
         let stack = usize::try_from(limits.stack_bytes).context("limits.stack is too large")?;
         let mut config = Config::new();
         config
@@ -41,6 +72,7 @@ impl SandboxEngine {
             .async_stack_size(stack + HOST_STACK_HEADROOM)
             .cranelift_opt_level(OptLevel::Speed)
             .wasm_component_model(true);
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling(limits, concurrency)));
         let engine = Engine::new(&config).map_err(anyhow::Error::from)?;
 
         let mut linker = Linker::new(&engine);

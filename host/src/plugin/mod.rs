@@ -106,16 +106,17 @@ pub struct DetectRun {
 }
 
 impl PluginHost {
-    /// Creates the engine and keeps the shared settings. A cache folder
-    /// that cannot be used is reported with a warning, and plugins are then
-    /// compiled at every start.
+    /// Creates the engine, sized for `concurrency` detector calls at once,
+    /// and keeps the shared settings. A cache folder that cannot be used is
+    /// reported with a warning, and plugins are then compiled at every start.
     pub fn new(
         limits: Limits,
         query_settings: QuerySettings,
         plugin_settings: BTreeMap<String, BTreeMap<String, toml::Value>>,
         cache_dir: Option<&Path>,
+        concurrency: usize,
     ) -> anyhow::Result<PluginHost> {
-        let engine = SandboxEngine::new(&limits)?;
+        let engine = SandboxEngine::new(&limits, concurrency)?;
         let cache = cache_dir.and_then(|dir| match cache::CompileCache::open(dir, engine.engine()) {
             Ok(cache) => Some(cache),
             Err(reason) => {

@@ -77,13 +77,21 @@ const NEVER_ALLOWED_PREFIXES: &[&str] = &[
 /// Schemas whose tables are system catalogs.
 const CATALOG_SCHEMAS: &[&str] = &["pg_catalog", "information_schema", "pg_toast"];
 
+/// Distinct query texts whose decision the guard remembers per detector.
+/// Detectors send the same few statements every cycle, so this is plenty;
+/// past it the memory is cleared and filled again.
+const REMEMBERED_DECISIONS: usize = 256;
+
 /// Checks the SQL of one detector against its declared tables and the
 /// operator's settings.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct QueryGuard {
     declared: BTreeSet<String>,
     allowed: BTreeSet<String>,
     extra_functions: BTreeSet<String>,
+    /// Decisions by query text: parsing costs tens of microseconds, and a
+    /// decision depends only on the text and the settings above.
+    decisions: std::sync::Mutex<HashMap<String, Result<(), QueryError>>>,
 }
 
 impl QueryGuard {
@@ -93,12 +101,31 @@ impl QueryGuard {
             declared: declared_tables.iter().map(|t| normalize_table(t)).collect(),
             allowed: settings.allowed_tables.iter().map(|t| normalize_table(t)).collect(),
             extra_functions: settings.extra_functions.clone(),
+            decisions: std::sync::Mutex::new(HashMap::new()),
         }
     }
 
     /// Checks one statement. The error is `denied` for a rule the statement
     /// breaks and `invalid` for text that is not SQL.
     pub fn check(&self, sql: &str) -> Result<(), QueryError> {
+        if sql.len() <= MAX_SQL_BYTES {
+            let decisions = self.decisions.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(decision) = decisions.get(sql) {
+                return decision.clone();
+            }
+        }
+        let decision = self.decide(sql);
+        if sql.len() <= MAX_SQL_BYTES {
+            let mut decisions = self.decisions.lock().unwrap_or_else(|p| p.into_inner());
+            if decisions.len() >= REMEMBERED_DECISIONS {
+                decisions.clear();
+            }
+            decisions.insert(sql.to_string(), decision.clone());
+        }
+        decision
+    }
+
+    fn decide(&self, sql: &str) -> Result<(), QueryError> {
         if sql.len() > MAX_SQL_BYTES {
             return Err(QueryError::Denied(format!(
                 "the query text is {} bytes; the limit is {MAX_SQL_BYTES}",

@@ -212,3 +212,12 @@ fn oversized_text_is_denied() {
     let sql = format!("SELECT 1 -- {}", "x".repeat(MAX_SQL_BYTES));
     assert!(matches!(guard().check(&sql), Err(QueryError::Denied(_))));
 }
+
+#[test]
+fn remembered_decision_matches_first() {
+    let guard = guard();
+    for _ in 0..3 {
+        assert!(guard.check("SELECT count(*) FROM jr_work_queue").is_ok());
+        assert!(matches!(guard.check("SELECT pg_sleep(1)"), Err(QueryError::Denied(_))));
+    }
+}
