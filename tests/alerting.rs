@@ -20,15 +20,25 @@ async fn clean_cycle_sends_and_writes_nothing() {
     let finished = daemon.run_once(&[]).await;
 
     finished.assert_code(0);
-    assert!(telegram.requests().is_empty(), "{}", telegram.describe_requests());
+    assert!(
+        telegram.requests().is_empty(),
+        "{}",
+        telegram.describe_requests()
+    );
     assert!(db.thermal_records(SOURCE).await.is_empty());
     let clean_line = finished
         .stderr
         .lines()
         .find(|line| line.contains(" INFO clean cycle "))
         .unwrap_or_else(|| panic!("no clean-cycle line\n{}", finished.describe()));
-    assert!(clean_line.contains("pending Jr tasks"), "work state missing: {clean_line}");
-    assert!(clean_line.contains("open kanban items"), "work state missing: {clean_line}");
+    assert!(
+        clean_line.contains("pending Jr tasks"),
+        "work state missing: {clean_line}"
+    );
+    assert!(
+        clean_line.contains("open kanban items"),
+        "work state missing: {clean_line}"
+    );
 }
 
 #[tokio::test]
@@ -45,22 +55,44 @@ async fn basin_cycle_sends_one_message_and_one_record() {
     let messages = telegram.messages();
     assert_eq!(messages.len(), 1, "{}", telegram.describe_requests());
     let message = &messages[0];
-    assert_eq!(message.status, Some(200), "{}", telegram.describe_requests());
+    assert_eq!(
+        message.status,
+        Some(200),
+        "{}",
+        telegram.describe_requests()
+    );
     assert_eq!(message.chat_id.as_deref(), Some(CHAT_ID));
     assert_eq!(message.parse_mode.as_deref(), Some("MarkdownV2"));
     let text = message.text.as_deref().unwrap();
     markdown::check(text).unwrap_or_else(|error| panic!("invalid MarkdownV2 ({error:?}):\n{text}"));
-    for signal in ["council\\-disagreement", "dlq\\-depth", "jr\\-failure\\-rate", "stale\\-kanban"] {
-        assert!(text.contains(signal), "{signal} missing from the alert:\n{text}");
+    for signal in [
+        "council\\-disagreement",
+        "dlq\\-depth",
+        "jr\\-failure\\-rate",
+        "stale\\-kanban",
+    ] {
+        assert!(
+            text.contains(signal),
+            "{signal} missing from the alert:\n{text}"
+        );
     }
-    assert!(text.contains("7 failed Jr tasks"), "numbers missing:\n{text}");
-    assert!(text.contains("build\\-7 \\(retry\\) \\[v2\\.1\\]\\_final\\!"), "title not escaped:\n{text}");
+    assert!(
+        text.contains("7 failed Jr tasks"),
+        "numbers missing:\n{text}"
+    );
+    assert!(
+        text.contains("build\\-7 \\(retry\\) \\[v2\\.1\\]\\_final\\!"),
+        "title not escaped:\n{text}"
+    );
     assert!(text.contains("work\\-state"), "work state missing:\n{text}");
 
     let records = db.thermal_records(SOURCE).await;
     assert_eq!(records.len(), 1, "{records:?}");
     let record = &records[0];
-    assert_eq!(record.memory_hash, hex::encode(Sha256::digest(record.original_content.as_bytes())));
+    assert_eq!(
+        record.memory_hash,
+        hex::encode(Sha256::digest(record.original_content.as_bytes()))
+    );
     assert_eq!(record.temperature_score, Some(75.0));
     assert_eq!(record.sacred_pattern, Some(false));
     assert!(
@@ -72,8 +104,16 @@ async fn basin_cycle_sends_one_message_and_one_record() {
     assert_eq!(metadata["source"], SOURCE);
     assert_eq!(metadata["signals"].as_array().map(Vec::len), Some(4));
     assert!(metadata["detected_at"].is_string(), "{metadata}");
-    assert!(finished.stderr.contains("thermal record written"), "{}", finished.describe());
-    assert!(finished.stderr.contains(" INFO alert sent "), "{}", finished.describe());
+    assert!(
+        finished.stderr.contains("thermal record written"),
+        "{}",
+        finished.describe()
+    );
+    assert!(
+        finished.stderr.contains(" INFO alert sent "),
+        "{}",
+        finished.describe()
+    );
 }
 
 #[tokio::test]
@@ -107,11 +147,27 @@ async fn dry_run_prints_and_sends_nothing() {
     let finished = daemon.run_once(&["--dry-run"]).await;
 
     finished.assert_code(0);
-    assert!(telegram.requests().is_empty(), "{}", telegram.describe_requests());
+    assert!(
+        telegram.requests().is_empty(),
+        "{}",
+        telegram.describe_requests()
+    );
     assert!(db.thermal_records(SOURCE).await.is_empty());
-    assert!(finished.stdout.contains("Telegram alert (dry run: not sent)"), "{}", finished.describe());
-    assert!(finished.stdout.contains("temperature_score: 75"), "{}", finished.describe());
-    assert!(finished.stdout.contains("\"source\":\"tpm-autonomic-basin-detect\""));
+    assert!(
+        finished
+            .stdout
+            .contains("Telegram alert (dry run: not sent)"),
+        "{}",
+        finished.describe()
+    );
+    assert!(
+        finished.stdout.contains("temperature_score: 75"),
+        "{}",
+        finished.describe()
+    );
+    assert!(finished
+        .stdout
+        .contains("\"source\":\"tpm-autonomic-basin-detect\""));
 }
 
 #[tokio::test]

@@ -18,12 +18,18 @@ async fn restarted_database_next_cycle_succeeds() {
     cluster.stop_immediate();
     cluster.start_again();
     let before = running.count_lines(&["INFO basin cycle"]);
-    running.wait_for_lines(&["INFO basin cycle"], before + 1).await;
+    running
+        .wait_for_lines(&["INFO basin cycle"], before + 1)
+        .await;
 
     running.signal(libc::SIGTERM);
     let finished = running.wait_exit().await;
     finished.assert_code(0);
-    assert!(finished.stderr.contains("tpm-autonomic stopped"), "{}", finished.describe());
+    assert!(
+        finished.stderr.contains("tpm-autonomic stopped"),
+        "{}",
+        finished.describe()
+    );
 }
 
 #[tokio::test]
@@ -36,14 +42,23 @@ async fn database_down_at_start_is_logged_once() {
     daemon.plugins(&["dlq-depth"]);
     let mut running = daemon.spawn(&["--interval", "0.2"]);
 
-    running.wait_for_lines(&["ERROR database unreachable"], 1).await;
+    running
+        .wait_for_lines(&["ERROR database unreachable"], 1)
+        .await;
     // Several more cycles fail without another line each.
     running.wait_for_lines(&["INFO plugin loaded"], 1).await;
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
-    assert_eq!(running.count_lines(&["database unreachable"]), 1, "{}", running.stderr());
+    assert_eq!(
+        running.count_lines(&["database unreachable"]),
+        1,
+        "{}",
+        running.stderr()
+    );
 
     cluster.start_again();
-    running.wait_for_lines(&["INFO database reachable again"], 1).await;
+    running
+        .wait_for_lines(&["INFO database reachable again"], 1)
+        .await;
     running.wait_for_lines(&["INFO basin cycle"], 1).await;
 
     running.signal(libc::SIGTERM);
@@ -64,5 +79,9 @@ async fn once_with_database_down_exits_three() {
     let report = finished.report();
     assert!(report["report"]["database_error"].is_string(), "{report}");
     assert_eq!(finished.plugin("dlq-depth")["run"]["status"], "not-run");
-    assert!(!finished.stderr.contains(db.password()), "the password leaked\n{}", finished.describe());
+    assert!(
+        !finished.stderr.contains(db.password()),
+        "the password leaked\n{}",
+        finished.describe()
+    );
 }

@@ -12,7 +12,12 @@ async fn run_detector(label: &str, database: &TestDb, plugin: &str) -> Value {
     daemon.plugins(&[plugin]);
     let finished = daemon.run_once(&["--format", "json", "--dry-run"]).await;
     let row = finished.plugin(plugin);
-    assert_eq!(row["run"]["status"], "ok", "{plugin} did not run cleanly\n{}", finished.describe());
+    assert_eq!(
+        row["run"]["status"],
+        "ok",
+        "{plugin} did not run cleanly\n{}",
+        finished.describe()
+    );
     row
 }
 
@@ -75,7 +80,8 @@ async fn dlq_depth_ignores_old_and_null_rows() {
 #[tokio::test]
 async fn dlq_depth_reads_timestamptz_columns() {
     let db = database("dlq_timestamptz").await;
-    db.execute("ALTER TABLE jr_work_queue ALTER COLUMN updated_at TYPE timestamptz").await;
+    db.execute("ALTER TABLE jr_work_queue ALTER COLUMN updated_at TYPE timestamptz")
+        .await;
     db.execute(&failed_rows(6, "2 hours")).await;
     let row = run_detector("dlq-timestamptz", &db, "dlq-depth").await;
     let finding = basin(&row).unwrap_or_else(|| panic!("6 failed rows must fire: {row}"));
@@ -98,7 +104,11 @@ async fn jr_failure_rate_needs_four_finished_tasks() {
     let db = database("rate_three").await;
     db.execute(&finished_rows(3, 0)).await;
     let row = run_detector("rate-three", &db, "jr-failure-rate").await;
-    assert_eq!(basin(&row), None, "3 finished tasks must not fire even at 100 %: {row}");
+    assert_eq!(
+        basin(&row),
+        None,
+        "3 finished tasks must not fire even at 100 %: {row}"
+    );
 
     let db = database("rate_four").await;
     db.execute(&finished_rows(2, 2)).await;
@@ -152,10 +162,16 @@ async fn council_threshold_is_strict() {
     insert_vote(&db, "aaaaaaaa11111111", "0.7", "1 hour").await;
     insert_vote(&db, "bbbbbbbb22222222", "NULL", "1 hour").await;
     insert_vote(&db, "cccccccc33333333", "0.5", "25 hours").await;
-    db.execute("INSERT INTO council_votes (audit_hash, confidence, voted_at) VALUES ('d', 0.1, NULL)")
-        .await;
+    db.execute(
+        "INSERT INTO council_votes (audit_hash, confidence, voted_at) VALUES ('d', 0.1, NULL)",
+    )
+    .await;
     let row = run_detector("council-exact", &db, "council-disagreement").await;
-    assert_eq!(basin(&row), None, "0.7, NULL, old and undated votes must not fire: {row}");
+    assert_eq!(
+        basin(&row),
+        None,
+        "0.7, NULL, old and undated votes must not fire: {row}"
+    );
 
     let db = database("council_below").await;
     insert_vote(&db, "b82aea3e6ceb8906", "0.69", "1 hour").await;
@@ -174,7 +190,8 @@ async fn council_threshold_is_strict() {
 #[tokio::test]
 async fn council_reads_double_precision_confidence() {
     let db = database("council_double").await;
-    db.execute("ALTER TABLE council_votes ALTER COLUMN confidence TYPE double precision").await;
+    db.execute("ALTER TABLE council_votes ALTER COLUMN confidence TYPE double precision")
+        .await;
     insert_vote(&db, "1234567890abcdef", "0.69", "2 hours").await;
     let row = run_detector("council-double", &db, "council-disagreement").await;
     let finding = basin(&row).unwrap_or_else(|| panic!("0.69 must fire: {row}"));
@@ -197,19 +214,36 @@ async fn stale_kanban_seven_day_boundary() {
     db.execute("INSERT INTO duyuktv_tickets (title, status, updated_at) VALUES ('never', 'in_progress', NULL)")
         .await;
     let row = run_detector("stale-inside", &db, "stale-kanban").await;
-    assert_eq!(basin(&row), None, "7 days minus a minute must not fire: {row}");
+    assert_eq!(
+        basin(&row),
+        None,
+        "7 days minus a minute must not fire: {row}"
+    );
 
     let db = database("stale_outside").await;
-    insert_ticket(&db, "'build-7 (retry) [v2.1]_final!'", "in_progress", "7 days 1 minute").await;
+    insert_ticket(
+        &db,
+        "'build-7 (retry) [v2.1]_final!'",
+        "in_progress",
+        "7 days 1 minute",
+    )
+    .await;
     insert_ticket(&db, "NULL", "in_progress", "20 days").await;
     let row = run_detector("stale-outside", &db, "stale-kanban").await;
     let finding = basin(&row).unwrap_or_else(|| panic!("7 days plus a minute must fire: {row}"));
     assert_eq!(finding["metrics"]["stale_tickets"], 2);
     assert_eq!(finding["metrics"]["oldest_days"], 20);
-    let details: Vec<&str> =
-        finding["details"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    let details: Vec<&str> = finding["details"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
     assert_eq!(details.len(), 2, "{details:?}");
-    assert!(details[1].contains("build-7 (retry) [v2.1]_final!"), "{details:?}");
+    assert!(
+        details[1].contains("build-7 (retry) [v2.1]_final!"),
+        "{details:?}"
+    );
 }
 
 #[tokio::test]
@@ -236,12 +270,22 @@ async fn configured_threshold_overrides_default() {
     let db = database("dlq_configured").await;
     db.execute(&failed_rows(5, "1 hour")).await;
     let mut daemon = Daemon::with_database("dlq-configured", &db);
-    daemon.plugins(&["dlq-depth"]).config("[plugins.dlq-depth]\nthreshold = 6\n");
+    daemon
+        .plugins(&["dlq-depth"])
+        .config("[plugins.dlq-depth]\nthreshold = 6\n");
     let finished = daemon.run_once(&["--format", "json", "--dry-run"]).await;
     let row = finished.plugin("dlq-depth");
-    assert_eq!(basin(&row), None, "threshold 6 must not fire on 5 rows: {row}");
+    assert_eq!(
+        basin(&row),
+        None,
+        "threshold 6 must not fire on 5 rows: {row}"
+    );
     assert!(
-        row["settings"].as_array().unwrap().iter().any(|s| s == "threshold=6"),
+        row["settings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s == "threshold=6"),
         "effective settings must show the configured value: {row}"
     );
 }

@@ -14,11 +14,16 @@ async fn panicking_plugin_does_not_stop_alert() {
     assert_eq!(row["run"]["status"], "failed");
     assert_eq!(row["run"]["kind"], "trap");
     let reason = row["run"]["reason"].as_str().unwrap();
-    assert!(reason.contains("fixture panic: deliberate"), "panic message missing: {reason}");
+    assert!(
+        reason.contains("fixture panic: deliberate"),
+        "panic message missing: {reason}"
+    );
     let line = finished
         .stderr
         .lines()
-        .find(|line| line.contains("WARNING detector failed") && line.contains("plugin=panic-detector"))
+        .find(|line| {
+            line.contains("WARNING detector failed") && line.contains("plugin=panic-detector")
+        })
         .unwrap_or_else(|| panic!("no failure line\n{}", finished.describe()));
     assert!(line.contains("fixture panic: deliberate"), "{line}");
 }
@@ -31,14 +36,24 @@ async fn unreachable_plugin_is_reported_as_trap() {
     finished.assert_code(1);
     let row = finished.plugin("unreachable-detector");
     assert_eq!(row["run"]["kind"], "trap");
-    assert!(row["run"]["reason"].as_str().unwrap().contains("unreachable"), "{row}");
+    assert!(
+        row["run"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("unreachable"),
+        "{row}"
+    );
 }
 
 #[tokio::test]
 async fn endless_loop_plugin_hits_deadline() {
     let started = Instant::now();
-    let (finished, _db) =
-        run_beside_detectors("endless-loop", &["endless-loop"], "[limits]\ndeadline = \"1s\"\n").await;
+    let (finished, _db) = run_beside_detectors(
+        "endless-loop",
+        &["endless-loop"],
+        "[limits]\ndeadline = \"1s\"\n",
+    )
+    .await;
 
     finished.assert_code(1);
     let row = finished.plugin("endless-loop");
@@ -48,7 +63,11 @@ async fn endless_loop_plugin_hits_deadline() {
     assert!(reason.contains("1000 ms"), "{reason}");
     // The loop is stopped at the deadline, not at the end of the test's
     // patience: loading and one cycle take well under 20 s.
-    assert!(started.elapsed() < Duration::from_secs(20), "took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "took {:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test]
@@ -60,6 +79,13 @@ async fn failing_query_does_not_stop_others() {
     let row = finished.plugin("sql-runner");
     assert_eq!(row["run"]["status"], "failed");
     let reason = row["run"]["reason"].as_str().unwrap();
-    assert!(reason.contains("no_such_column"), "the database's message is missing: {reason}");
-    assert!(finished.stderr.contains("WARNING query failed"), "{}", finished.describe());
+    assert!(
+        reason.contains("no_such_column"),
+        "the database's message is missing: {reason}"
+    );
+    assert!(
+        finished.stderr.contains("WARNING query failed"),
+        "{}",
+        finished.describe()
+    );
 }

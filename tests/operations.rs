@@ -33,9 +33,15 @@ fn is_federation_line(line: &str) -> bool {
 
 #[test]
 fn line_check_accepts_only_federation_format() {
-    assert!(is_federation_line("2026-02-18 14:03:07,512 [TPM-AUTO] INFO clean cycle"));
-    assert!(!is_federation_line("2026-02-18T14:03:07.512Z INFO clean cycle"));
-    assert!(!is_federation_line("2026-02-18 14:03:07,512 [TPM-AUTO] WARN x"));
+    assert!(is_federation_line(
+        "2026-02-18 14:03:07,512 [TPM-AUTO] INFO clean cycle"
+    ));
+    assert!(!is_federation_line(
+        "2026-02-18T14:03:07.512Z INFO clean cycle"
+    ));
+    assert!(!is_federation_line(
+        "2026-02-18 14:03:07,512 [TPM-AUTO] WARN x"
+    ));
 }
 
 #[tokio::test]
@@ -48,19 +54,41 @@ async fn log_file_has_federation_format() {
     let finished = daemon.run_once(&["--verbose", "--dry-run"]).await;
     finished.assert_code(0);
 
-    assert!(daemon.log_file().is_file(), "the log folder must be created");
+    assert!(
+        daemon.log_file().is_file(),
+        "the log folder must be created"
+    );
     let lines: Vec<&str> = finished.log.lines().collect();
     assert!(lines.len() > 10, "too few log lines:\n{}", finished.log);
     for line in &lines {
-        assert!(is_federation_line(line), "log file line in another format: {line}");
+        assert!(
+            is_federation_line(line),
+            "log file line in another format: {line}"
+        );
     }
     for line in finished.stderr.lines() {
-        assert!(is_federation_line(line), "stderr line in another format: {line}");
+        assert!(
+            is_federation_line(line),
+            "stderr line in another format: {line}"
+        );
     }
-    for expected in [" DEBUG query ", " INFO plugin loaded ", " WARNING basin signal ", " INFO basin cycle "] {
-        assert!(finished.log.contains(expected), "no {expected:?} line:\n{}", finished.log);
+    for expected in [
+        " DEBUG query ",
+        " INFO plugin loaded ",
+        " WARNING basin signal ",
+        " INFO basin cycle ",
+    ] {
+        assert!(
+            finished.log.contains(expected),
+            "no {expected:?} line:\n{}",
+            finished.log
+        );
     }
-    assert!(finished.log.contains("cycle=1"), "cycle field missing:\n{}", finished.log);
+    assert!(
+        finished.log.contains("cycle=1"),
+        "cycle field missing:\n{}",
+        finished.log
+    );
 }
 
 #[tokio::test]
@@ -79,7 +107,11 @@ async fn unwritable_log_file_warns_and_goes_on() {
     finished.assert_code(0);
     let warnings = finished.stderr.matches("cannot open the log file").count();
     assert_eq!(warnings, 1, "{}", finished.describe());
-    assert!(finished.stderr.contains("INFO clean cycle"), "{}", finished.describe());
+    assert!(
+        finished.stderr.contains("INFO clean cycle"),
+        "{}",
+        finished.describe()
+    );
 }
 
 #[test]
@@ -96,14 +128,33 @@ fn help_documents_every_option_in_readme() {
         .filter(|word| word.starts_with("--"))
         .map(|word| word.trim_end_matches(|c: char| !c.is_ascii_alphanumeric() && c != '-'))
         .collect();
-    for option in ["--once", "--interval", "--verbose", "--plugins-dir", "--log-file", "--config", "--secrets-file", "--dry-run", "--format"] {
-        assert!(options.contains(&option), "{option} missing from --help:\n{help}");
+    for option in [
+        "--once",
+        "--interval",
+        "--verbose",
+        "--plugins-dir",
+        "--log-file",
+        "--config",
+        "--secrets-file",
+        "--dry-run",
+        "--format",
+    ] {
+        assert!(
+            options.contains(&option),
+            "{option} missing from --help:\n{help}"
+        );
     }
     for option in options {
-        assert!(readme.contains(&format!("`{option}")), "{option} is not documented in README.md");
+        assert!(
+            readme.contains(&format!("`{option}")),
+            "{option} is not documented in README.md"
+        );
     }
     for code in ["0 ", "1 ", "2 ", "3 "] {
-        assert!(help.contains(&format!("  {code}")), "exit code {code} missing from --help");
+        assert!(
+            help.contains(&format!("  {code}")),
+            "exit code {code} missing from --help"
+        );
     }
 }
 
@@ -113,8 +164,16 @@ async fn invalid_config_exits_two_with_fix() {
     daemon.config("[limits]\nmemory = \"lots\"\n");
     let finished = daemon.run_once(&[]).await;
     finished.assert_code(2);
-    assert!(finished.stderr.contains("limits.memory"), "{}", finished.describe());
-    assert!(finished.stderr.contains("64 MiB"), "the fix is missing\n{}", finished.describe());
+    assert!(
+        finished.stderr.contains("limits.memory"),
+        "{}",
+        finished.describe()
+    );
+    assert!(
+        finished.stderr.contains("64 MiB"),
+        "the fix is missing\n{}",
+        finished.describe()
+    );
 }
 
 #[tokio::test]
@@ -122,7 +181,11 @@ async fn invalid_interval_exits_two() {
     let daemon = Daemon::new("bad-interval");
     let finished = daemon.run_once(&["--interval", "soon"]).await;
     finished.assert_code(2);
-    assert!(finished.stderr.contains("--interval"), "{}", finished.describe());
+    assert!(
+        finished.stderr.contains("--interval"),
+        "{}",
+        finished.describe()
+    );
 }
 
 #[tokio::test]
@@ -138,7 +201,10 @@ async fn secrets_file_supplies_database_password() {
     let secrets = daemon.folder().join("secrets.env");
     std::fs::write(
         &secrets,
-        format!("# federation secrets\nexport CHEROKEE_DB_PASS=\"{}\"\n", db.password()),
+        format!(
+            "# federation secrets\nexport CHEROKEE_DB_PASS=\"{}\"\n",
+            db.password()
+        ),
     )
     .unwrap();
     daemon.arg("--secrets-file").arg(secrets.to_str().unwrap());
@@ -146,8 +212,15 @@ async fn secrets_file_supplies_database_password() {
     let finished = daemon.run_once(&[]).await;
 
     finished.assert_code(0);
-    assert!(!finished.stderr.contains(db.password()), "the password leaked\n{}", finished.describe());
-    assert!(!finished.log.contains(db.password()), "the password leaked into the log");
+    assert!(
+        !finished.stderr.contains(db.password()),
+        "the password leaked\n{}",
+        finished.describe()
+    );
+    assert!(
+        !finished.log.contains(db.password()),
+        "the password leaked into the log"
+    );
 }
 
 #[tokio::test]
@@ -158,6 +231,14 @@ async fn bad_secrets_line_names_line_number() {
     daemon.arg("--secrets-file").arg(secrets.to_str().unwrap());
     let finished = daemon.run_once(&[]).await;
     finished.assert_code(2);
-    assert!(finished.stderr.contains("line 2"), "{}", finished.describe());
-    assert!(!finished.stderr.contains("hunter2"), "{}", finished.describe());
+    assert!(
+        finished.stderr.contains("line 2"),
+        "{}",
+        finished.describe()
+    );
+    assert!(
+        !finished.stderr.contains("hunter2"),
+        "{}",
+        finished.describe()
+    );
 }

@@ -9,12 +9,12 @@ mod support;
 mod alerting;
 /// The database restarted, down at start, unreachable in `--once`.
 mod database;
-/// Hostile plugins, sandbox limits, the query guard and plugin trust.
-mod hostile;
 /// Each detector at the edges of its thresholds, NULLs and column types.
 mod detectors;
 /// Telegram and database faults, restarts, leadership, shutdown, secrets.
 mod faults;
+/// Hostile plugins, sandbox limits, the query guard and plugin trust.
+mod hostile;
 /// A failing plugin fails alone.
 mod isolation;
 /// Log format, help text, exit codes, secrets file.

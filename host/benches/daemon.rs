@@ -75,12 +75,20 @@ const SMOKE: Size = Size {
 };
 
 fn main() {
-    let mut cases: Vec<String> =
-        std::env::args().skip(1).filter(|arg| !arg.starts_with("--")).collect();
-    let size = if cases.iter().any(|c| c == "smoke") { SMOKE } else { FULL };
+    let mut cases: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|arg| !arg.starts_with("--"))
+        .collect();
+    let size = if cases.iter().any(|c| c == "smoke") {
+        SMOKE
+    } else {
+        FULL
+    };
     cases.retain(|c| c != "smoke");
     if cases.is_empty() {
-        cases = ["once", "startup", "memory", "plugins", "scale"].map(String::from).to_vec();
+        cases = ["once", "startup", "memory", "plugins", "scale"]
+            .map(String::from)
+            .to_vec();
     }
     let runtime = tokio::runtime::Runtime::new().unwrap();
     println!("# tpm-autonomic daemon benchmarks\n");
@@ -92,13 +100,17 @@ fn main() {
             "memory" => runtime.block_on(memory(size)),
             "plugins" => runtime.block_on(plugins(size)),
             "scale" => runtime.block_on(scale(size)),
-            other => panic!("unknown case {other}; use once, startup, memory, plugins, scale or smoke"),
+            other => {
+                panic!("unknown case {other}; use once, startup, memory, plugins, scale or smoke")
+            }
         }
     }
 }
 
 fn cores() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
 }
 
 fn kernel() -> String {
@@ -129,8 +141,14 @@ impl Setup {
         }
         set_mode(&folder.path().join("plugins"), 0o755);
         let env = vec![
-            ("PATH".to_string(), std::env::var("PATH").unwrap_or_default()),
-            ("HOME".to_string(), folder.path().join("home").display().to_string()),
+            (
+                "PATH".to_string(),
+                std::env::var("PATH").unwrap_or_default(),
+            ),
+            (
+                "HOME".to_string(),
+                folder.path().join("home").display().to_string(),
+            ),
             ("TPM_DATABASE_URL".to_string(), db.url()),
         ];
         Setup { folder, env }
@@ -159,13 +177,17 @@ impl Setup {
         for index in 0..count {
             let mut copy = bytes.clone();
             copy[at + 12..at + 20].copy_from_slice(format!("{index:08}").as_bytes());
-            let target = self.plugins_dir().join(format!("bench-probe-{index:08}.wasm"));
+            let target = self
+                .plugins_dir()
+                .join(format!("bench-probe-{index:08}.wasm"));
             std::fs::write(&target, copy).unwrap();
             set_mode(&target, 0o644);
         }
         let mut config = String::new();
         for index in 0..count {
-            config.push_str(&format!("[plugins.bench-probe-{index:08}]\nsql = \"{sql}\"\n"));
+            config.push_str(&format!(
+                "[plugins.bench-probe-{index:08}]\nsql = \"{sql}\"\n"
+            ));
         }
         std::fs::write(self.folder.path().join("probes.toml"), config).unwrap();
     }
@@ -209,7 +231,11 @@ impl Setup {
             wall,
             peak_rss_kib: usage.ru_maxrss as u64,
             stderr,
-            code: if libc::WIFEXITED(status) { libc::WEXITSTATUS(status) } else { -1 },
+            code: if libc::WIFEXITED(status) {
+                libc::WEXITSTATUS(status)
+            } else {
+                -1
+            },
         }
     }
 }
@@ -271,14 +297,24 @@ async fn once(size: Size) {
         walls.push(run.wall.as_secs_f64() * 1000.0);
         rss.push(run.peak_rss_kib as f64 / 1024.0);
     }
-    println!("## `--once` on the sample data, warm caches ({} runs)\n", size.once_runs);
+    println!(
+        "## `--once` on the sample data, warm caches ({} runs)\n",
+        size.once_runs
+    );
     println!("| wall time | peak RSS |\n|---|---|");
-    println!("| {} | {} |\n", show(stats(walls), "ms"), show(stats(rss), "MiB"));
+    println!(
+        "| {} | {} |\n",
+        show(stats(walls), "ms"),
+        show(stats(rss), "MiB")
+    );
 }
 
 async fn startup(size: Size) {
     let (_cluster, db) = sample_database("bench_startup").await;
-    println!("## Start-up to the first cycle ({} runs each)\n", size.startup_runs);
+    println!(
+        "## Start-up to the first cycle ({} runs each)\n",
+        size.startup_runs
+    );
     println!("Wall time of `--once` minus the cycle's own `elapsed_ms`.\n");
     println!("| plugins | cold (compiling) | warm (cached) |\n|---|---|---|");
     for plugins in [5, size.many_plugins] {
@@ -305,7 +341,11 @@ async fn startup(size: Size) {
             assert_eq!(run.code, 0, "{}", run.stderr);
             warm.push(startup_ms(&run));
         }
-        println!("| {plugins} | {} | {} |", show(stats(cold), "ms"), show(stats(warm), "ms"));
+        println!(
+            "| {plugins} | {} | {} |",
+            show(stats(cold), "ms"),
+            show(stats(warm), "ms")
+        );
     }
     println!();
 }
@@ -329,7 +369,10 @@ fn rss_kib(pid: u32) -> u64 {
 
 async fn memory(size: Size) {
     let (_cluster, db) = sample_database("bench_memory").await;
-    println!("## Memory over {} cycles at a 10 ms interval\n", size.memory_cycles);
+    println!(
+        "## Memory over {} cycles at a 10 ms interval\n",
+        size.memory_cycles
+    );
     println!("Mean RSS over the last hundred cycles of the first quarter, and over the");
     println!("last hundred cycles of the run: the difference is the growth.\n");
     println!("| plugins | peak RSS | RSS after the first quarter | RSS at the end | growth |\n|---|---|---|---|---|");
@@ -349,14 +392,23 @@ async fn memory(size: Size) {
             args.extend(["--config", &config_arg]);
         }
         let log = setup.folder.path().join("tpm.log");
-        let mut child = setup.command(&args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        let mut child = setup
+            .command(&args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
         let pid = child.id();
         let quarter = size.memory_cycles / 4;
         let mut samples: Vec<(usize, u64)> = Vec::new();
         let deadline = Instant::now() + Duration::from_secs(600);
         loop {
             let cycles = std::fs::read_to_string(&log)
-                .map(|text| text.lines().filter(|l| l.contains(" cycle ") && l.contains("elapsed_ms=")).count())
+                .map(|text| {
+                    text.lines()
+                        .filter(|l| l.contains(" cycle ") && l.contains("elapsed_ms="))
+                        .count()
+                })
                 .unwrap_or(0);
             samples.push((cycles, rss_kib(pid)));
             if cycles >= size.memory_cycles || Instant::now() > deadline {
@@ -389,7 +441,10 @@ async fn memory(size: Size) {
 
 async fn plugins(size: Size) {
     let (_cluster, db) = sample_database("bench_plugins").await;
-    println!("## Cycle time by number of plugins ({} cycles, pool of 4, concurrency 4)\n", size.plugin_cycles);
+    println!(
+        "## Cycle time by number of plugins ({} cycles, pool of 4, concurrency 4)\n",
+        size.plugin_cycles
+    );
     println!("Each plugin runs `SELECT count(*) FROM jr_work_queue` on 1,000 rows.\n");
     println!("| plugins | cycle time | per plugin |\n|---|---|---|");
     for &count in size.plugin_counts {
@@ -431,7 +486,12 @@ async fn plugins(size: Size) {
 /// time of the detector phase (the cycle without its database check and
 /// connection set-up), the median database execution time of the same
 /// statements, and the median peak RSS in MiB.
-async fn scale_run(cluster: &PgCluster, db: &TestDb, concurrency: usize, runs: usize) -> (f64, f64, f64) {
+async fn scale_run(
+    cluster: &PgCluster,
+    db: &TestDb,
+    concurrency: usize,
+    runs: usize,
+) -> (f64, f64, f64) {
     let setup = Setup::new("bench-scale", db);
     setup.add(&DETECTORS);
     let config = setup.folder.path().join("scale.toml");
@@ -452,12 +512,19 @@ async fn scale_run(cluster: &PgCluster, db: &TestDb, concurrency: usize, runs: u
     let mut database = Vec::new();
     let mut rss = Vec::new();
     for _ in 0..runs {
-        let before = std::fs::read_to_string(cluster.log_path()).unwrap_or_default().len();
+        let before = std::fs::read_to_string(cluster.log_path())
+            .unwrap_or_default()
+            .len();
         let run = setup.run(&args);
         assert!(run.code <= 1, "{}", run.stderr);
         let log = std::fs::read_to_string(cluster.log_path()).unwrap_or_default();
         database.push(database_ms(&log[before.min(log.len())..]));
-        phases.push(field_ms(&run.stderr, "detectors_ms=").last().copied().unwrap_or(f64::NAN));
+        phases.push(
+            field_ms(&run.stderr, "detectors_ms=")
+                .last()
+                .copied()
+                .unwrap_or(f64::NAN),
+        );
         rss.push(run.peak_rss_kib as f64 / 1024.0);
     }
     (stats(phases).0, stats(database).0, stats(rss).0)
@@ -469,7 +536,9 @@ fn field_ms(stderr: &str, name: &str) -> Vec<f64> {
         .lines()
         .filter(|l| l.contains(" basin cycle ") || l.contains(" clean cycle "))
         .filter_map(|l| {
-            l.split_whitespace().find_map(|w| w.strip_prefix(name)).and_then(|v| v.parse().ok())
+            l.split_whitespace()
+                .find_map(|w| w.strip_prefix(name))
+                .and_then(|v| v.parse().ok())
         })
         .collect()
 }
@@ -498,14 +567,17 @@ async fn seed(db: &TestDb, rows: u64) {
     db.execute(&sql).await;
     // VACUUM cannot run in the implicit transaction of a multi-statement
     // batch, so it goes alone.
-    db.execute("VACUUM ANALYZE council_votes, jr_work_queue, duyuktv_tickets").await;
+    db.execute("VACUUM ANALYZE council_votes, jr_work_queue, duyuktv_tickets")
+        .await;
 }
 
 /// Sum of the server's `duration:` lines for the detectors' statements
 /// (`execute` steps, BEGIN and ROLLBACK excluded) logged after `from`.
 fn database_ms(log: &str) -> f64 {
     log.lines()
-        .filter(|l| l.contains("tpm-autonomic ") && l.contains("duration:") && l.contains(" execute "))
+        .filter(|l| {
+            l.contains("tpm-autonomic ") && l.contains("duration:") && l.contains(" execute ")
+        })
         .filter(|l| !l.contains("BEGIN") && !l.contains("ROLLBACK") && !l.contains("SELECT 1"))
         .filter(|l| !l.contains("tpm_autonomic_state") && !l.contains("pg_try_advisory"))
         .filter_map(|l| {
@@ -522,7 +594,10 @@ async fn scale(size: Size) {
     let db = cluster.database("bench_scale").await;
     cluster.set_config("log_min_duration_statement", "0").await;
     cluster.set_config("log_line_prefix", "%m [%p] %a ").await;
-    println!("## The five detectors by table size ({} runs each, median)\n", size.scale_runs);
+    println!(
+        "## The five detectors by table size ({} runs each, median)\n",
+        size.scale_runs
+    );
     println!("Detectors: the cycle's detector phase (`detectors_ms`: every detector's");
     println!("sandbox, queries and checks, without the database check and connection");
     println!("set-up). Database: the sum of the server's logged execution times of");
@@ -538,7 +613,8 @@ async fn scale(size: Size) {
                 db.execute(INDEXES).await;
             }
             for concurrency in [1, 4] {
-                let (cycle, db_ms, rss) = scale_run(&cluster, &db, concurrency, size.scale_runs).await;
+                let (cycle, db_ms, rss) =
+                    scale_run(&cluster, &db, concurrency, size.scale_runs).await;
                 println!(
                     "| {rows} | {} | {concurrency} | {cycle:.1} ms | {db_ms:.1} ms | {:.2} | {rss:.1} MiB |",
                     if indexes { "yes" } else { "no" },

@@ -47,8 +47,14 @@ fn sandbox(c: &mut Criterion) {
     let db = runtime.block_on(cluster.database("bench_sandbox"));
     let database = database(&db.url());
 
-    let host = PluginHost::new(Limits::default(), QuerySettings::default(), BTreeMap::new(), None, 4)
-        .expect("the engine starts");
+    let host = PluginHost::new(
+        Limits::default(),
+        QuerySettings::default(),
+        BTreeMap::new(),
+        None,
+        4,
+    )
+    .expect("the engine starts");
     let plugin_path = support::daemon::component("bench-probe");
     let plugin = runtime
         .block_on(host.load_file(Path::new(&plugin_path)))
@@ -59,11 +65,16 @@ fn sandbox(c: &mut Criterion) {
 
     let settings = QuerySettings::default();
     let guard = QueryGuard::new(&["jr_work_queue".to_string()], &settings);
-    let limits = ResultLimits { rows: 10_000, bytes: 4 << 20 };
+    let limits = ResultLimits {
+        rows: 10_000,
+        bytes: 4 << 20,
+    };
     c.bench_function("native/select-1", |b| {
         b.to_async(&runtime).iter(|| async {
             guard.check("SELECT 1 AS n").unwrap();
-            let rows = execute::run(&database, &settings, "SELECT 1 AS n", &[], limits).await.unwrap();
+            let rows = execute::run(&database, &settings, "SELECT 1 AS n", &[], limits)
+                .await
+                .unwrap();
             let summary = format!("{} rows", rows.rows.len());
             std::hint::black_box(summary);
         })
@@ -87,14 +98,20 @@ fn sandbox(c: &mut Criterion) {
     // The database's time varies far more than the sandbox's on a shared
     // machine, so the overhead is also measured in pairs: one native call
     // and one sandboxed call back to back, the difference taken per pair.
-    let pairs = if std::env::args().any(|a| a == "--quick") { 200 } else { 5_000 };
+    let pairs = if std::env::args().any(|a| a == "--quick") {
+        200
+    } else {
+        5_000
+    };
     let mut native = Vec::with_capacity(pairs);
     let mut sandboxed = Vec::with_capacity(pairs);
     runtime.block_on(async {
         for _ in 0..pairs {
             let started = std::time::Instant::now();
             guard.check("SELECT 1 AS n").unwrap();
-            let rows = execute::run(&database, &settings, "SELECT 1 AS n", &[], limits).await.unwrap();
+            let rows = execute::run(&database, &settings, "SELECT 1 AS n", &[], limits)
+                .await
+                .unwrap();
             std::hint::black_box(format!("{} rows", rows.rows.len()));
             native.push(started.elapsed().as_secs_f64() * 1e6);
 
@@ -107,7 +124,11 @@ fn sandbox(c: &mut Criterion) {
     let mut overhead: Vec<f64> = sandboxed.iter().zip(&native).map(|(s, n)| s - n).collect();
     let median = |values: &mut Vec<f64>| {
         values.sort_by(|a, b| a.partial_cmp(b).unwrap());
-        (values[values.len() / 4], values[values.len() / 2], values[values.len() * 3 / 4])
+        (
+            values[values.len() / 4],
+            values[values.len() / 2],
+            values[values.len() * 3 / 4],
+        )
     };
     let (n25, n50, n75) = median(&mut native);
     let (s25, s50, s75) = median(&mut sandboxed);

@@ -19,8 +19,8 @@ pub use generated::*;
 
 pub use exports::tpm::autonomic::detector::Guest as DetectorExports;
 pub use tpm::autonomic::types::{
-    Finding, Level, Manifest, Metric, MetricValue, QueryError, QueryResult, Setting,
-    SettingKind, SettingSpec, SqlValue,
+    Finding, Level, Manifest, Metric, MetricValue, QueryError, QueryResult, Setting, SettingKind,
+    SettingSpec, SqlValue,
 };
 
 /// Name of the contract package, without its version.

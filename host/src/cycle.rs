@@ -89,7 +89,10 @@ impl CycleResult {
 
     /// Detectors that failed this cycle.
     pub fn failed(&self) -> Vec<&PluginRun> {
-        self.runs.iter().filter(|run| run.failure().is_some()).collect()
+        self.runs
+            .iter()
+            .filter(|run| run.failure().is_some())
+            .collect()
     }
 }
 

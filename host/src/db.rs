@@ -9,7 +9,9 @@
 
 use std::time::{Duration, Instant};
 
-use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime};
+use deadpool_postgres::{
+    Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime,
+};
 use tokio_postgres::NoTls;
 
 use crate::config::DatabaseConfig;
@@ -29,7 +31,9 @@ pub struct Database {
 
 impl std::fmt::Debug for Database {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Database").field("target", &self.target).finish_non_exhaustive()
+        f.debug_struct("Database")
+            .field("target", &self.target)
+            .finish_non_exhaustive()
     }
 }
 
@@ -42,7 +46,9 @@ impl Database {
             // `Fast` trusts a connection unless its socket has closed; a
             // connection that broke silently fails its first statement, and
             // the pool then drops it.
-            ManagerConfig { recycling_method: RecyclingMethod::Fast },
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
         );
         let connect_timeout = config.pg.get_connect_timeout().copied();
         let pool = Pool::builder(manager)
@@ -52,7 +58,10 @@ impl Database {
             .create_timeout(connect_timeout.map(|t| t + Duration::from_secs(1)))
             .build()
             .expect("a pool with a runtime and a positive size always builds");
-        Database { pool, target: config.display.clone() }
+        Database {
+            pool,
+            target: config.display.clone(),
+        }
     }
 
     /// `user@host:port/dbname`, without the password.
@@ -65,13 +74,20 @@ impl Database {
     /// restart, `idle_session_timeout`) is dropped and another taken.
     pub async fn connection(&self) -> Result<Object, String> {
         for _ in 0..3 {
-            let connection = self.pool.get().await.map_err(|error| describe_pool_error(&error))?;
+            let connection = self
+                .pool
+                .get()
+                .await
+                .map_err(|error| describe_pool_error(&error))?;
             if !connection.is_closed() {
                 return Ok(connection);
             }
             discard(connection);
         }
-        self.pool.get().await.map_err(|error| describe_pool_error(&error))
+        self.pool
+            .get()
+            .await
+            .map_err(|error| describe_pool_error(&error))
     }
 
     /// Checks that the database answers a trivial statement. A connection
@@ -80,7 +96,8 @@ impl Database {
         let mut last_error = String::new();
         for _ in 0..2 {
             let connection = self.connection().await?;
-            let answer = tokio::time::timeout(CHECK_TIMEOUT, connection.simple_query("SELECT 1")).await;
+            let answer =
+                tokio::time::timeout(CHECK_TIMEOUT, connection.simple_query("SELECT 1")).await;
             match answer {
                 Ok(Ok(_)) => return Ok(()),
                 Ok(Err(error)) => {
@@ -178,7 +195,10 @@ impl Health {
         match self.failing_since.take() {
             Some(since) => {
                 let failures = std::mem::take(&mut self.failures);
-                HealthChange::CameBack { failures, downtime: since.elapsed() }
+                HealthChange::CameBack {
+                    failures,
+                    downtime: since.elapsed(),
+                }
             }
             None => HealthChange::StillUp,
         }

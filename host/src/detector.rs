@@ -19,7 +19,10 @@ const MAX_NAME_BYTES: usize = 64;
 pub fn validate_manifest(manifest: &Manifest, limits: &Limits) -> Result<(), String> {
     check_kebab("plugin name", &manifest.name)?;
     if manifest.version.trim().is_empty() || manifest.version.len() > MAX_NAME_BYTES {
-        return Err(format!("version {:?} must be 1 to {MAX_NAME_BYTES} bytes", manifest.version));
+        return Err(format!(
+            "version {:?} must be 1 to {MAX_NAME_BYTES} bytes",
+            manifest.version
+        ));
     }
     if manifest.description.len() as u64 > limits.summary_bytes {
         return Err(format!(
@@ -34,9 +37,13 @@ pub fn validate_manifest(manifest: &Manifest, limits: &Limits) -> Result<(), Str
     for table in &manifest.tables {
         let valid = !table.is_empty()
             && table.len() <= MAX_NAME_BYTES
-            && table.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.');
+            && table
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.');
         if !valid {
-            return Err(format!("declared table {table:?} is not a plain table name"));
+            return Err(format!(
+                "declared table {table:?} is not a plain table name"
+            ));
         }
     }
     let mut names = BTreeSet::new();
@@ -45,9 +52,8 @@ pub fn validate_manifest(manifest: &Manifest, limits: &Limits) -> Result<(), Str
         if !names.insert(spec.name.as_str()) {
             return Err(format!("setting `{}` is declared twice", spec.name));
         }
-        parse_setting(spec.kind, &spec.default_value).map_err(|reason| {
-            format!("default of setting `{}` is invalid: {reason}", spec.name)
-        })?;
+        parse_setting(spec.kind, &spec.default_value)
+            .map_err(|reason| format!("default of setting `{}` is invalid: {reason}", spec.name))?;
     }
     Ok(())
 }
@@ -55,7 +61,9 @@ pub fn validate_manifest(manifest: &Manifest, limits: &Limits) -> Result<(), Str
 fn check_kebab(what: &str, name: &str) -> Result<(), String> {
     let valid = !name.is_empty()
         && name.len() <= MAX_NAME_BYTES
-        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !name.starts_with('-')
         && !name.ends_with('-');
     if valid {
@@ -119,7 +127,11 @@ pub fn resolve_settings(
             return Err(format!(
                 "plugins.{}.{name} is not a setting of this detector; it accepts: {}",
                 manifest.name,
-                if known.is_empty() { "no settings".to_string() } else { known.join(", ") }
+                if known.is_empty() {
+                    "no settings".to_string()
+                } else {
+                    known.join(", ")
+                }
             ));
         }
     }
@@ -137,7 +149,10 @@ pub fn resolve_settings(
             }
             None => parse_setting(spec.kind, &spec.default_value)?,
         };
-        settings.push(Setting { name: spec.name.clone(), value });
+        settings.push(Setting {
+            name: spec.name.clone(),
+            value,
+        });
     }
     Ok(settings)
 }
@@ -155,7 +170,10 @@ pub fn validate_findings(findings: &[Finding], limits: &Limits) -> Result<(), St
         check_kebab("signal id", &finding.signal)?;
         check_text(&finding.summary, "summary", &finding.signal, limits)?;
         if !finding.severity.is_finite() {
-            return Err(format!("severity of `{}` must be a finite number", finding.signal));
+            return Err(format!(
+                "severity of `{}` must be a finite number",
+                finding.signal
+            ));
         }
         if finding.summary.contains('\n') {
             return Err(format!("summary of `{}` must be one line", finding.signal));
@@ -182,7 +200,10 @@ pub fn validate_findings(findings: &[Finding], limits: &Limits) -> Result<(), St
         for metric in &finding.metrics {
             let valid_name = !metric.name.is_empty()
                 && metric.name.len() <= MAX_NAME_BYTES
-                && metric.name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+                && metric
+                    .name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_');
             if !valid_name {
                 return Err(format!(
                     "metric name {:?} of `{}` must be letters, digits and '_'",
@@ -344,14 +365,20 @@ mod tests {
             basin: true,
             summary: summary.into(),
             severity: 7.0,
-            metrics: vec![Metric { name: "failed_tasks".into(), value: MetricValue::Integer(7) }],
+            metrics: vec![Metric {
+                name: "failed_tasks".into(),
+                value: MetricValue::Integer(7),
+            }],
             details: vec![],
         }
     }
 
     #[test]
     fn findings_over_limit_are_rejected() {
-        let limits = Limits { findings: 2, ..Limits::default() };
+        let limits = Limits {
+            findings: 2,
+            ..Limits::default()
+        };
         let findings = vec![finding("a"), finding("b"), finding("c")];
         let error = validate_findings(&findings, &limits).unwrap_err();
         assert!(error.contains("limits.findings"), "{error}");
@@ -360,7 +387,10 @@ mod tests {
 
     #[test]
     fn long_summary_is_rejected() {
-        let limits = Limits { summary_bytes: 10, ..Limits::default() };
+        let limits = Limits {
+            summary_bytes: 10,
+            ..Limits::default()
+        };
         let error = validate_findings(&[finding("01234567890")], &limits).unwrap_err();
         assert!(error.contains("limits.summary_size"), "{error}");
         validate_findings(&[finding("0123456789")], &limits).unwrap();

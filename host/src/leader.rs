@@ -54,7 +54,12 @@ impl Leadership {
     pub fn new(pg: &tokio_postgres::Config, deployment: &str) -> Leadership {
         let mut pg = pg.clone();
         pg.application_name("tpm-autonomic leadership");
-        Leadership { pg, lock_key: lock_key(deployment), client: None, leader: false }
+        Leadership {
+            pg,
+            lock_key: lock_key(deployment),
+            client: None,
+            leader: false,
+        }
     }
 
     /// True while this daemon holds the lock, as of the last check.
@@ -120,11 +125,18 @@ impl Leadership {
     }
 
     async fn connect(&mut self) -> Result<(), String> {
-        if self.client.as_ref().is_some_and(|client| !client.is_closed()) {
+        if self
+            .client
+            .as_ref()
+            .is_some_and(|client| !client.is_closed())
+        {
             return Ok(());
         }
-        let (client, connection) =
-            self.pg.connect(NoTls).await.map_err(|error| db::describe_error(&error))?;
+        let (client, connection) = self
+            .pg
+            .connect(NoTls)
+            .await
+            .map_err(|error| db::describe_error(&error))?;
         tokio::spawn(async move {
             // The connection ends when the server or the network goes away;
             // the next check notices and connects again.

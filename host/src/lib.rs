@@ -79,7 +79,11 @@ pub async fn run(cli: Cli, mut env: EnvMap) -> u8 {
         }
     };
 
-    let log = logging::init(config.verbose, &config.log_file, env.get(config::env::LOG_FILTER));
+    let log = logging::init(
+        config.verbose,
+        &config.log_file,
+        env.get(config::env::LOG_FILTER),
+    );
     let once = config.once;
     let mut daemon = match daemon::Daemon::build(config, Some(log)) {
         Ok(daemon) => daemon,
@@ -91,6 +95,8 @@ pub async fn run(cli: Cli, mut env: EnvMap) -> u8 {
     if once {
         daemon.run_once().await
     } else {
-        daemon.run_interval(signal::Shutdown::from_future(signal::terminate())).await
+        daemon
+            .run_interval(signal::Shutdown::from_future(signal::terminate()))
+            .await
     }
 }

@@ -78,7 +78,8 @@ where
             level_name(event.metadata().level())
         )?;
         let mut body = String::with_capacity(128);
-        ctx.field_format().format_fields(Writer::new(&mut body), event)?;
+        ctx.field_format()
+            .format_fields(Writer::new(&mut body), event)?;
 
         // Span fields come after the event's own, outermost span first.
         if let Some(scope) = ctx.event_scope() {
@@ -119,7 +120,10 @@ impl LogFile {
     }
 
     fn write_line(&self, bytes: &[u8]) {
-        let mut guard = self.file.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut guard = self
+            .file
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let Some(file) = guard.as_mut() else {
             return;
         };
@@ -171,7 +175,10 @@ impl<'a> MakeWriter<'a> for MakeLogFileWriter {
     type Writer = LogFileWriter;
 
     fn make_writer(&'a self) -> LogFileWriter {
-        LogFileWriter { file: self.0.clone(), buffer: Vec::with_capacity(256) }
+        LogFileWriter {
+            file: self.0.clone(),
+            buffer: Vec::with_capacity(256),
+        }
     }
 }
 
@@ -186,7 +193,11 @@ impl LogHandle {
     /// file stays in use and the error is returned.
     pub fn reopen(&self) -> std::io::Result<()> {
         let file = LogFile::open(&self.file.path)?;
-        let mut guard = self.file.file.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut guard = self
+            .file
+            .file
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         *guard = Some(file);
         self.file.write_failed.store(false, Ordering::Relaxed);
         Ok(())
@@ -194,7 +205,11 @@ impl LogHandle {
 
     /// Flushes the log file to disk.
     pub fn flush(&self) {
-        let guard = self.file.file.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let guard = self
+            .file
+            .file
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         if let Some(file) = guard.as_ref() {
             let _ = file.sync_data();
         }
@@ -220,7 +235,11 @@ pub fn init(verbose: bool, log_file: &Path, filter_override: Option<&str>) -> Lo
         write_failed: AtomicBool::new(false),
     });
 
-    let default = if verbose { VERBOSE_FILTER } else { DEFAULT_FILTER };
+    let default = if verbose {
+        VERBOSE_FILTER
+    } else {
+        DEFAULT_FILTER
+    };
     let (filter, filter_error) = match filter_override {
         Some(directives) => match EnvFilter::try_new(directives) {
             Ok(filter) => (filter, None),

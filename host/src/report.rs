@@ -119,7 +119,9 @@ pub fn build(
             tables: Vec::new(),
             settings: Vec::new(),
             load: Status::Ok,
-            run: Status::NotRun { reason: "the plugin did not load".into() },
+            run: Status::NotRun {
+                reason: "the plugin did not load".into(),
+            },
             findings: Vec::new(),
             elapsed_ms: None,
             peak_memory_bytes: None,
@@ -127,20 +129,33 @@ pub fn build(
         };
         match &outcome.result {
             Err(error) => {
-                row.load = Status::Failed { kind: error.kind.into(), reason: error.reason.clone() }
+                row.load = Status::Failed {
+                    kind: error.kind.into(),
+                    reason: error.reason.clone(),
+                }
             }
             Ok(plugin) => {
                 row.name = Some(plugin.name().to_string());
                 row.version = Some(plugin.manifest.version.clone());
                 row.contract_version = Some(plugin.contract_version.clone());
                 row.tables = plugin.manifest.tables.clone();
-                row.settings =
-                    plugin.settings.iter().map(|s| format!("{}={}", s.name, s.value)).collect();
+                row.settings = plugin
+                    .settings
+                    .iter()
+                    .map(|s| format!("{}={}", s.name, s.value))
+                    .collect();
                 row.run = match &cycle.database {
-                    Err(error) => Status::NotRun { reason: format!("database unreachable: {error}") },
-                    Ok(()) => Status::NotRun { reason: "not scheduled".into() },
+                    Err(error) => Status::NotRun {
+                        reason: format!("database unreachable: {error}"),
+                    },
+                    Ok(()) => Status::NotRun {
+                        reason: "not scheduled".into(),
+                    },
                 };
-                let run = cycle.runs.iter().find(|run| run.plugin.path == outcome.path);
+                let run = cycle
+                    .runs
+                    .iter()
+                    .find(|run| run.plugin.path == outcome.path);
                 if let Some(run) = run {
                     row.elapsed_ms = Some(run.run.elapsed.as_secs_f64() * 1000.0);
                     row.peak_memory_bytes = Some(run.run.stats.peak_memory);
@@ -179,7 +194,10 @@ pub fn build(
 }
 
 fn records(plugin: &str, findings: &[Finding]) -> Vec<FindingRecord> {
-    findings.iter().map(|finding| FindingRecord::new(plugin, finding)).collect()
+    findings
+        .iter()
+        .map(|finding| FindingRecord::new(plugin, finding))
+        .collect()
 }
 
 impl Report {
@@ -194,7 +212,11 @@ impl Report {
 
     /// The report as a text table followed by each plugin's details.
     pub fn to_text(&self) -> String {
-        let passed = self.plugins.iter().filter(|r| r.load.is_ok() && r.run.is_ok()).count();
+        let passed = self
+            .plugins
+            .iter()
+            .filter(|r| r.load.is_ok() && r.run.is_ok())
+            .count();
         let mut text = format!(
             "tpm-autonomic conformance report: {} plugin files, {} passed, {} failed\n",
             self.plugins.len(),
@@ -212,7 +234,10 @@ impl Report {
         }
         text.push('\n');
 
-        let header = ["FILE", "NAME", "VERSION", "CONTRACT", "RESULT", "FINDINGS", "TIME", "MEMORY", "QUERIES"];
+        let header = [
+            "FILE", "NAME", "VERSION", "CONTRACT", "RESULT", "FINDINGS", "TIME", "MEMORY",
+            "QUERIES",
+        ];
         let rows: Vec<[String; 9]> = self.plugins.iter().map(table_row).collect();
         let mut widths = header.map(str::len);
         for row in &rows {
@@ -248,7 +273,13 @@ impl Report {
             }
             for finding in &row.findings {
                 let kind = if finding.basin { "basin" } else { "info" };
-                let _ = writeln!(text, "  {:<9} {}: {}", format!("{kind}:"), finding.signal, finding.summary);
+                let _ = writeln!(
+                    text,
+                    "  {:<9} {}: {}",
+                    format!("{kind}:"),
+                    finding.signal,
+                    finding.summary
+                );
             }
         }
         text
@@ -256,7 +287,11 @@ impl Report {
 }
 
 fn table_row(row: &PluginReport) -> [String; 9] {
-    let result = if row.load.is_ok() { row.run.text() } else { format!("load {}", row.load.text()) };
+    let result = if row.load.is_ok() {
+        row.run.text()
+    } else {
+        format!("load {}", row.load.text())
+    };
     let basin = row.findings.iter().filter(|f| f.basin).count();
     let findings = if row.run.is_ok() {
         format!("{basin} basin, {} info", row.findings.len() - basin)
@@ -270,8 +305,14 @@ fn table_row(row: &PluginReport) -> [String; 9] {
         row.contract_version.clone().unwrap_or_else(|| "-".into()),
         result,
         findings,
-        row.elapsed_ms.map(|ms| format!("{ms:.1} ms")).unwrap_or_else(|| "-".into()),
-        row.peak_memory_bytes.map(format_bytes).unwrap_or_else(|| "-".into()),
-        row.queries.map(|q| q.to_string()).unwrap_or_else(|| "-".into()),
+        row.elapsed_ms
+            .map(|ms| format!("{ms:.1} ms"))
+            .unwrap_or_else(|| "-".into()),
+        row.peak_memory_bytes
+            .map(format_bytes)
+            .unwrap_or_else(|| "-".into()),
+        row.queries
+            .map(|q| q.to_string())
+            .unwrap_or_else(|| "-".into()),
     ]
 }

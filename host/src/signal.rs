@@ -48,8 +48,10 @@ impl Shutdown {
 pub async fn terminate() {
     use tokio::signal::unix::{signal, SignalKind};
 
-    let (mut term, mut int) = match (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
-    {
+    let (mut term, mut int) = match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
         (Ok(term), Ok(int)) => (term, int),
         (Err(error), _) | (_, Err(error)) => {
             tracing::error!(error = %error, "cannot listen for SIGTERM and SIGINT");

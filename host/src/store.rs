@@ -108,8 +108,10 @@ impl StateStore {
         self.ensure_table(database).await?;
         let connection = database.connection().await?;
         let params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&self.name];
-        let query =
-            connection.query_opt("SELECT state FROM tpm_autonomic_state WHERE name = $1", &params);
+        let query = connection.query_opt(
+            "SELECT state FROM tpm_autonomic_state WHERE name = $1",
+            &params,
+        );
         let row = tokio::time::timeout(DATABASE_TIMEOUT, query)
             .await
             .map_err(|_| "timed out loading the alert state".to_string())?
@@ -184,7 +186,11 @@ impl StateStore {
         }
     }
 
-    async fn save_database(&mut self, database: &Database, state: &AlertState) -> Result<(), String> {
+    async fn save_database(
+        &mut self,
+        database: &Database,
+        state: &AlertState,
+    ) -> Result<(), String> {
         self.ensure_table(database).await?;
         let value = serde_json::to_value(state).map_err(|error| error.to_string())?;
         let generation = state.generation as i64;

@@ -38,7 +38,10 @@ pub struct ThermalRecord {
 
 /// Builds the record of one cycle's basin findings.
 pub fn build(basin: &[FindingRecord], detected_at: DateTime<Utc>) -> ThermalRecord {
-    let types: Vec<&str> = basin.iter().map(|finding| finding.signal.as_str()).collect();
+    let types: Vec<&str> = basin
+        .iter()
+        .map(|finding| finding.signal.as_str())
+        .collect();
     let details: Vec<serde_json::Value> = basin
         .iter()
         .map(|finding| {
@@ -66,22 +69,30 @@ pub fn build(basin: &[FindingRecord], detected_at: DateTime<Utc>) -> ThermalReco
         "detected_at": detected_at.to_rfc3339_opts(SecondsFormat::Millis, true),
         "daemon_version": env!("CARGO_PKG_VERSION"),
     });
-    ThermalRecord { content, hash, metadata }
+    ThermalRecord {
+        content,
+        hash,
+        metadata,
+    }
 }
 
 /// Inserts a record. Returns true when a row was written, false when a
 /// record with the same hash already existed.
 pub async fn write(database: &Database, record: &ThermalRecord) -> Result<bool, String> {
     let connection = database.connection().await?;
-    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 4] =
-        [&record.content, &TEMPERATURE, &record.hash, &record.metadata];
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 4] = [
+        &record.content,
+        &TEMPERATURE,
+        &record.hash,
+        &record.metadata,
+    ];
     let insert = connection.execute(
-            "INSERT INTO thermal_memory_archive \
+        "INSERT INTO thermal_memory_archive \
                (original_content, temperature_score, memory_hash, sacred_pattern, metadata) \
              VALUES ($1, $2, $3, false, $4) \
              ON CONFLICT (memory_hash) DO NOTHING",
-            &params,
-        );
+        &params,
+    );
     // The server's statement_timeout bounds a blocked insert; this bounds a
     // server that stopped answering at all.
     let inserted = tokio::time::timeout(CLIENT_TIMEOUT, insert)
@@ -125,13 +136,19 @@ mod tests {
     fn hash_is_sha256_of_content() {
         let record = build(&[finding("dlq-depth")], Utc::now());
         assert_eq!(record.hash.len(), 64);
-        assert_eq!(record.hash, hex::encode(Sha256::digest(record.content.as_bytes())));
+        assert_eq!(
+            record.hash,
+            hex::encode(Sha256::digest(record.content.as_bytes()))
+        );
     }
 
     #[test]
     fn same_findings_give_same_hash_at_another_time() {
         let first = build(&[finding("dlq-depth")], Utc::now());
-        let later = build(&[finding("dlq-depth")], Utc::now() + chrono::TimeDelta::hours(1));
+        let later = build(
+            &[finding("dlq-depth")],
+            Utc::now() + chrono::TimeDelta::hours(1),
+        );
         assert_eq!(first.hash, later.hash);
         assert_ne!(first.metadata["detected_at"], later.metadata["detected_at"]);
     }

@@ -87,8 +87,13 @@ pub fn component(name: &str) -> PathBuf {
 }
 
 /// The five detectors of `plugins/`.
-pub const DETECTORS: [&str; 5] =
-    ["council-disagreement", "dlq-depth", "jr-failure-rate", "stale-kanban", "work-state"];
+pub const DETECTORS: [&str; 5] = [
+    "council-disagreement",
+    "dlq-depth",
+    "jr-failure-rate",
+    "stale-kanban",
+    "work-state",
+];
 
 /// The command line and environment of one daemon.
 pub struct Daemon {
@@ -116,7 +121,10 @@ impl Finished {
     /// Parses standard output as the JSON conformance report.
     pub fn report(&self) -> serde_json::Value {
         serde_json::from_str(&self.stdout).unwrap_or_else(|error| {
-            panic!("stdout is not a JSON report ({error}):\n{}", self.describe())
+            panic!(
+                "stdout is not a JSON report ({error}):\n{}",
+                self.describe()
+            )
         })
     }
 
@@ -140,7 +148,12 @@ impl Finished {
 
     /// Panics unless the exit code is `expected`.
     pub fn assert_code(&self, expected: i32) {
-        assert_eq!(self.code, Some(expected), "unexpected exit code\n{}", self.describe());
+        assert_eq!(
+            self.code,
+            Some(expected),
+            "unexpected exit code\n{}",
+            self.describe()
+        );
     }
 }
 
@@ -154,8 +167,13 @@ impl Daemon {
         let home = folder.path().join("home");
         std::fs::create_dir(&home).unwrap();
         let log_file = folder.path().join("logs/tpm_autonomic.log");
-        let mut daemon =
-            Daemon { folder, log_file, config_file: None, args: Vec::new(), env: Vec::new() };
+        let mut daemon = Daemon {
+            folder,
+            log_file,
+            config_file: None,
+            args: Vec::new(),
+            env: Vec::new(),
+        };
         daemon.env("PATH", &std::env::var("PATH").unwrap_or_default());
         daemon.env("HOME", home.to_str().unwrap());
         let plugins = daemon.plugins_dir();
@@ -244,7 +262,11 @@ impl Daemon {
             .args(&self.args)
             .arg("--log-file")
             .arg(&self.log_file)
-            .args(self.config_file.iter().flat_map(|path| [std::ffi::OsStr::new("--config"), path.as_os_str()]))
+            .args(
+                self.config_file
+                    .iter()
+                    .flat_map(|path| [std::ffi::OsStr::new("--config"), path.as_os_str()]),
+            )
             .args(extra)
             .env_clear()
             .envs(self.env.iter().map(|(name, value)| (name, value)))
@@ -313,7 +335,13 @@ impl RunningDaemon {
         if let Some(pipe) = child.stderr.take() {
             readers.push(tokio::spawn(collect(pipe, stderr.clone())));
         }
-        RunningDaemon { child, stdout, stderr, readers, log_file }
+        RunningDaemon {
+            child,
+            stdout,
+            stderr,
+            readers,
+            log_file,
+        }
     }
 
     /// Standard error so far.

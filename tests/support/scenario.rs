@@ -20,12 +20,20 @@ pub async fn run_beside_detectors(
     db.load_sample("data.sql").await;
     let telegram = FakeTelegram::start().await;
     let mut daemon = Daemon::with_database(label, &db);
-    daemon.plugins(&DETECTORS).plugins(fixtures).telegram(&telegram).config(config);
+    daemon
+        .plugins(&DETECTORS)
+        .plugins(fixtures)
+        .telegram(&telegram)
+        .config(config);
 
     let finished = daemon.run_once(&["--format", "json"]).await;
 
     assert_alert_intact(&finished, &telegram);
-    assert_eq!(db.thermal_records(SOURCE).await.len(), 1, "one thermal record expected");
+    assert_eq!(
+        db.thermal_records(SOURCE).await.len(),
+        1,
+        "one thermal record expected"
+    );
     (finished, db)
 }
 
@@ -33,11 +41,29 @@ pub async fn run_beside_detectors(
 /// data and that the five detectors ran.
 pub fn assert_alert_intact(finished: &Finished, telegram: &FakeTelegram) {
     let messages = telegram.messages();
-    assert_eq!(messages.len(), 1, "the alert must go out\n{}", finished.describe());
-    assert_eq!(messages[0].status, Some(200), "{}", telegram.describe_requests());
+    assert_eq!(
+        messages.len(),
+        1,
+        "the alert must go out\n{}",
+        finished.describe()
+    );
+    assert_eq!(
+        messages[0].status,
+        Some(200),
+        "{}",
+        telegram.describe_requests()
+    );
     let text = messages[0].text.clone().unwrap_or_default();
-    for signal in ["council\\-disagreement", "dlq\\-depth", "jr\\-failure\\-rate", "stale\\-kanban"] {
-        assert!(text.contains(signal), "{signal} missing from the alert:\n{text}");
+    for signal in [
+        "council\\-disagreement",
+        "dlq\\-depth",
+        "jr\\-failure\\-rate",
+        "stale\\-kanban",
+    ] {
+        assert!(
+            text.contains(signal),
+            "{signal} missing from the alert:\n{text}"
+        );
     }
     for detector in DETECTORS {
         assert_eq!(

@@ -76,7 +76,11 @@ pub struct BasinAlert<'a> {
 pub fn basin_alert(alert: &BasinAlert<'_>) -> String {
     let mut text = String::new();
     let count = alert.findings.len() + alert.unreported.len();
-    let noun = if count == 1 { "basin signal" } else { "basin signals" };
+    let noun = if count == 1 {
+        "basin signal"
+    } else {
+        "basin signals"
+    };
     if alert.new.is_empty() && alert.worse.is_empty() {
         let _ = writeln!(text, "🔁 *TPM Autonomic: {count} {noun} still present*");
     } else {
@@ -149,7 +153,12 @@ fn push_detector_health(text: &mut String, blind: &[BlindSpot], recovered: &[Str
 fn push_informational(text: &mut String, informational: &[FindingRecord]) {
     for finding in informational {
         text.push('\n');
-        let _ = writeln!(text, "_{}_: {}", escape(&finding.signal), escape(&finding.summary));
+        let _ = writeln!(
+            text,
+            "_{}_: {}",
+            escape(&finding.signal),
+            escape(&finding.summary)
+        );
     }
 }
 
@@ -161,7 +170,10 @@ pub fn resolved_alert(
     recovered: &[String],
 ) -> String {
     let names: Vec<String> = cleared.iter().map(|name| escape(name)).collect();
-    let mut text = format!("✅ *TPM Autonomic: resolved*\n\nCleared: {}\n", names.join(", "));
+    let mut text = format!(
+        "✅ *TPM Autonomic: resolved*\n\nCleared: {}\n",
+        names.join(", ")
+    );
     push_detector_health(&mut text, blind, recovered);
     push_informational(&mut text, informational);
     text.trim_end().to_string()
@@ -228,7 +240,11 @@ mod tests {
 
     #[test]
     fn alert_lists_each_signal_with_numbers() {
-        let findings = [record("dlq-depth", "7 failed tasks in 48 h", &["#12 build-7 (retry)"])];
+        let findings = [record(
+            "dlq-depth",
+            "7 failed tasks in 48 h",
+            &["#12 build-7 (retry)"],
+        )];
         let new = ["dlq-depth/dlq-depth".to_string()];
         let text = basin_alert(&BasinAlert {
             findings: &findings,
@@ -240,8 +256,14 @@ mod tests {
             blind: &[],
             recovered: &[],
         });
-        assert!(text.starts_with("🔥 *TPM Autonomic: 1 basin signal*"), "{text}");
-        assert!(text.contains("🆕 *dlq\\-depth*: 7 failed tasks in 48 h"), "{text}");
+        assert!(
+            text.starts_with("🔥 *TPM Autonomic: 1 basin signal*"),
+            "{text}"
+        );
+        assert!(
+            text.contains("🆕 *dlq\\-depth*: 7 failed tasks in 48 h"),
+            "{text}"
+        );
         assert!(text.contains("failed\\_tasks 7"), "{text}");
         assert!(text.contains("• \\#12 build\\-7 \\(retry\\)"), "{text}");
     }

@@ -224,7 +224,11 @@ impl AlertState {
         if basin_due {
             let findings: Vec<FindingRecord> = current.values().map(|f| (*f).clone()).collect();
             let unreported = self.unreported_signals(&current);
-            let cleared = if settings.send_resolved { plan.cleared.clone() } else { Vec::new() };
+            let cleared = if settings.send_resolved {
+                plan.cleared.clone()
+            } else {
+                Vec::new()
+            };
             let text = message::basin_alert(&message::BasinAlert {
                 findings: &findings,
                 new: &plan.new,
@@ -241,7 +245,8 @@ impl AlertState {
             }
             self.last_basin_alert = Some(now);
         } else if !plan.cleared.is_empty() && settings.send_resolved {
-            let text = message::resolved_alert(&plan.cleared, informational, &blind, &plan.recovered);
+            let text =
+                message::resolved_alert(&plan.cleared, informational, &blind, &plan.recovered);
             self.enqueue(MessageKind::Resolved, &text, now, &mut plan);
         } else if !blind.is_empty() || !plan.recovered.is_empty() {
             let text = message::detector_health_alert(&blind, &plan.recovered);
@@ -259,7 +264,8 @@ impl AlertState {
         settings: &AlertSettings,
         plan: &mut Plan,
     ) {
-        self.streaks.retain(|plugin, _| outcomes.contains_key(plugin));
+        self.streaks
+            .retain(|plugin, _| outcomes.contains_key(plugin));
         for (plugin, outcome) in outcomes {
             match outcome {
                 DetectorOutcome::Ran(_) => {
@@ -305,7 +311,9 @@ impl AlertState {
         self.active
             .iter()
             .filter(|(key, _)| !current.contains_key(*key))
-            .map(|(key, active)| format!("{key}: {} (its detector failed this cycle)", active.summary))
+            .map(|(key, active)| {
+                format!("{key}: {} (its detector failed this cycle)", active.summary)
+            })
             .collect()
     }
 
@@ -333,7 +341,11 @@ impl AlertState {
 
     /// Keeps a thermal record for a later write.
     pub fn keep_thermal(&mut self, record: ThermalRecord) {
-        if self.pending_thermal.iter().any(|pending| pending.hash == record.hash) {
+        if self
+            .pending_thermal
+            .iter()
+            .any(|pending| pending.hash == record.hash)
+        {
             return;
         }
         self.pending_thermal.push(record);
@@ -349,7 +361,8 @@ impl AlertState {
     /// Plugins with an active signal or a failure streak, for tests and
     /// the log.
     pub fn tracked_plugins(&self) -> BTreeSet<String> {
-        let mut plugins: BTreeSet<String> = self.active.values().map(|a| a.plugin.clone()).collect();
+        let mut plugins: BTreeSet<String> =
+            self.active.values().map(|a| a.plugin.clone()).collect();
         plugins.extend(self.streaks.keys().cloned());
         plugins
     }

@@ -42,8 +42,14 @@ impl std::fmt::Display for SendError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             SendError::Unavailable(reason) => write!(f, "Telegram unavailable: {reason}"),
-            SendError::Rejected { status, description } => {
-                write!(f, "Telegram rejected the message (HTTP {status}): {description}")?;
+            SendError::Rejected {
+                status,
+                description,
+            } => {
+                write!(
+                    f,
+                    "Telegram rejected the message (HTTP {status}): {description}"
+                )?;
                 if *status == 401 || *status == 404 {
                     write!(f, "; check TELEGRAM_BOT_TOKEN")?;
                 } else if description.contains("chat not found") {
@@ -84,10 +90,16 @@ struct ApiParameters {
 /// The result of one HTTP attempt.
 enum Attempt {
     Accepted,
-    Retry { reason: String, wait: Option<Duration> },
+    Retry {
+        reason: String,
+        wait: Option<Duration>,
+    },
     BadMarkup(String),
     TooLong(String),
-    Rejected { status: u16, description: String },
+    Rejected {
+        status: u16,
+        description: String,
+    },
 }
 
 /// The line that replaces the rest of a message Telegram found too long.
@@ -112,8 +124,15 @@ impl TelegramClient {
             .connect_timeout(config.timeout.min(Duration::from_secs(10)))
             .user_agent(concat!("tpm-autonomic/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|error| anyhow::anyhow!("cannot create the HTTP client: {}", error.without_url()))?;
-        Ok(TelegramClient { http, config, max_attempts, wait_budget: Duration::from_secs(60) })
+            .map_err(|error| {
+                anyhow::anyhow!("cannot create the HTTP client: {}", error.without_url())
+            })?;
+        Ok(TelegramClient {
+            http,
+            config,
+            max_attempts,
+            wait_budget: Duration::from_secs(60),
+        })
     }
 
     /// Sets the longest total wait between attempts within one delivery.
@@ -132,11 +151,17 @@ impl TelegramClient {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let outcome = self.attempt(condensed.as_deref().unwrap_or(text), plain).await;
+            let outcome = self
+                .attempt(condensed.as_deref().unwrap_or(text), plain)
+                .await;
             let (reason, wait) = match outcome {
                 Attempt::Accepted if condensed.is_some() => return Ok(Delivered::Condensed),
                 Attempt::Accepted => {
-                    return Ok(if plain { Delivered::PlainText } else { Delivered::Formatted })
+                    return Ok(if plain {
+                        Delivered::PlainText
+                    } else {
+                        Delivered::Formatted
+                    })
                 }
                 Attempt::TooLong(description) if condensed.is_none() => {
                     tracing::warn!(
@@ -148,7 +173,10 @@ impl TelegramClient {
                     continue;
                 }
                 Attempt::TooLong(description) => {
-                    return Err(SendError::Rejected { status: 400, description })
+                    return Err(SendError::Rejected {
+                        status: 400,
+                        description,
+                    })
                 }
                 Attempt::BadMarkup(description) if !plain => {
                     tracing::warn!(
@@ -160,10 +188,19 @@ impl TelegramClient {
                     continue;
                 }
                 Attempt::BadMarkup(description) => {
-                    return Err(SendError::Rejected { status: 400, description })
+                    return Err(SendError::Rejected {
+                        status: 400,
+                        description,
+                    })
                 }
-                Attempt::Rejected { status, description } => {
-                    return Err(SendError::Rejected { status, description })
+                Attempt::Rejected {
+                    status,
+                    description,
+                } => {
+                    return Err(SendError::Rejected {
+                        status,
+                        description,
+                    })
                 }
                 Attempt::Retry { reason, wait } => (reason, wait),
             };
@@ -199,7 +236,11 @@ impl TelegramClient {
     }
 
     async fn attempt(&self, text: &str, plain: bool) -> Attempt {
-        let url = format!("{}/bot{}/sendMessage", self.config.api_base, self.config.token.expose());
+        let url = format!(
+            "{}/bot{}/sendMessage",
+            self.config.api_base,
+            self.config.token.expose()
+        );
         let body = if plain {
             let text = super::message::to_plain_text(text);
             json!({ "chat_id": self.config.chat_id, "text": text, "link_preview_options": { "is_disabled": true } })
@@ -217,7 +258,10 @@ impl TelegramClient {
                 // The error's URL contains the token.
                 let error = error.without_url();
                 let reason = if error.is_timeout() {
-                    format!("no answer within {} s (setting telegram.timeout)", self.config.timeout.as_secs())
+                    format!(
+                        "no answer within {} s (setting telegram.timeout)",
+                        self.config.timeout.as_secs()
+                    )
                 } else {
                     crate::logging::error_chain(&error)
                 };
@@ -233,7 +277,10 @@ impl TelegramClient {
             .unwrap_or_else(|| "no description".to_string());
         match status {
             200..=299 if answer.as_ref().is_some_and(|a| a.ok) => Attempt::Accepted,
-            200..=299 => Attempt::Retry { reason: "an answer that is not ok".into(), wait: None },
+            200..=299 => Attempt::Retry {
+                reason: "an answer that is not ok".into(),
+                wait: None,
+            },
             429 => {
                 let retry_after = answer
                     .as_ref()
@@ -247,8 +294,14 @@ impl TelegramClient {
             }
             400 if description.contains("can't parse entities") => Attempt::BadMarkup(description),
             400 if description.contains("too long") => Attempt::TooLong(description),
-            500..=599 => Attempt::Retry { reason: format!("HTTP {status}: {description}"), wait: None },
-            _ => Attempt::Rejected { status, description },
+            500..=599 => Attempt::Retry {
+                reason: format!("HTTP {status}: {description}"),
+                wait: None,
+            },
+            _ => Attempt::Rejected {
+                status,
+                description,
+            },
         }
     }
 }

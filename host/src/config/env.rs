@@ -97,13 +97,19 @@ impl EnvMap {
 
     /// Sets a variable as the environment would.
     pub fn set(&mut self, name: String, value: String) {
-        let value = EnvValue { value, from_secrets_file: false };
+        let value = EnvValue {
+            value,
+            from_secrets_file: false,
+        };
         self.values.insert(name, value);
     }
 
     /// Adds a secrets-file entry unless the environment already sets it.
     pub fn add_from_secrets_file(&mut self, name: String, value: String) {
-        let value = EnvValue { value, from_secrets_file: true };
+        let value = EnvValue {
+            value,
+            from_secrets_file: true,
+        };
         self.values.entry(name).or_insert(value);
     }
 
@@ -114,7 +120,9 @@ impl EnvMap {
 
     /// Returns a variable with its origin when it is set and not empty.
     pub fn entry(&self, name: &str) -> Option<&EnvValue> {
-        self.values.get(name).filter(|entry| !entry.value.is_empty())
+        self.values
+            .get(name)
+            .filter(|entry| !entry.value.is_empty())
     }
 }
 

@@ -267,10 +267,15 @@ pub fn resolve(cli: &Cli, env: &EnvMap) -> Result<Config, ConfigError> {
         .or_else(|| file.state_dir.clone())
         .or_else(|| default_state_dir(env));
 
-    let deployment = file.deployment.clone().unwrap_or_else(|| "tpm-autonomic".into());
+    let deployment = file
+        .deployment
+        .clone()
+        .unwrap_or_else(|| "tpm-autonomic".into());
     let valid_name = !deployment.is_empty()
         && deployment.len() <= 64
-        && deployment.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        && deployment
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
     if !valid_name {
         return Err(invalid_file(
             "deployment",
@@ -334,7 +339,10 @@ fn resolve_interval(
         };
         (text.clone(), source)
     } else if let Some(entry) = env.entry(env::POLL_INTERVAL) {
-        (entry.value.clone(), env_source(env::POLL_INTERVAL, entry.from_secrets_file))
+        (
+            entry.value.clone(),
+            env_source(env::POLL_INTERVAL, entry.from_secrets_file),
+        )
     } else if let Some(value) = &file.interval {
         let interval = file_duration(value, "interval")?;
         sources.push(("interval", Source::File("interval".into())));
@@ -353,7 +361,11 @@ fn resolve_interval(
     check_interval(seconds, source, text)
 }
 
-fn check_interval(interval: Duration, source: Source, text: String) -> Result<Duration, ConfigError> {
+fn check_interval(
+    interval: Duration,
+    source: Source,
+    text: String,
+) -> Result<Duration, ConfigError> {
     if interval < Duration::from_millis(1) {
         return Err(ConfigError::Invalid {
             origin: source,
@@ -410,7 +422,8 @@ fn default_cache_dir(env: &EnvMap) -> Option<PathBuf> {
     if let Some(dir) = env.get("XDG_CACHE_HOME") {
         return Some(Path::new(dir).join("tpm-autonomic"));
     }
-    env.get("HOME").map(|home| Path::new(home).join(".cache/tpm-autonomic"))
+    env.get("HOME")
+        .map(|home| Path::new(home).join(".cache/tpm-autonomic"))
 }
 
 fn default_state_dir(env: &EnvMap) -> Option<PathBuf> {
@@ -421,7 +434,8 @@ fn default_state_dir(env: &EnvMap) -> Option<PathBuf> {
     if let Some(dir) = env.get("XDG_STATE_HOME") {
         return Some(Path::new(dir).join("tpm-autonomic"));
     }
-    env.get("HOME").map(|home| Path::new(home).join(".local/state/tpm-autonomic"))
+    env.get("HOME")
+        .map(|home| Path::new(home).join(".local/state/tpm-autonomic"))
 }
 
 fn resolve_database(
@@ -431,8 +445,14 @@ fn resolve_database(
 ) -> Result<DatabaseConfig, ConfigError> {
     let section = &file.database;
     let mut pg = if let Some(entry) = env.entry(env::DATABASE_URL) {
-        sources.push(("database url", env_source(env::DATABASE_URL, entry.from_secrets_file)));
-        parse_database_url(&entry.value, env_source(env::DATABASE_URL, entry.from_secrets_file))?
+        sources.push((
+            "database url",
+            env_source(env::DATABASE_URL, entry.from_secrets_file),
+        ));
+        parse_database_url(
+            &entry.value,
+            env_source(env::DATABASE_URL, entry.from_secrets_file),
+        )?
     } else if let Some(url) = &section.url {
         sources.push(("database url", Source::File("database.url".into())));
         parse_database_url(url, Source::File("database.url".into()))?
@@ -443,7 +463,12 @@ fn resolve_database(
     // As libpq does, variables fill in what the URL leaves out.
     if pg.get_hosts().is_empty() {
         let (host, source) = lookup(env, env::PGHOST, env::CHEROKEE_DB_HOST)
-            .or_else(|| section.host.clone().map(|h| (h, Source::File("database.host".into()))))
+            .or_else(|| {
+                section
+                    .host
+                    .clone()
+                    .map(|h| (h, Source::File("database.host".into())))
+            })
             .unwrap_or_else(|| ("localhost".into(), Source::Default));
         sources.push(("database host", source));
         pg.host(&host);
@@ -451,13 +476,15 @@ fn resolve_database(
     if pg.get_ports().is_empty() {
         let port = match lookup(env, env::PGPORT, env::CHEROKEE_DB_PORT) {
             Some((text, source)) => {
-                let port = text.parse::<u16>().ok().filter(|&p| p != 0).ok_or_else(|| {
-                    ConfigError::Invalid {
+                let port = text
+                    .parse::<u16>()
+                    .ok()
+                    .filter(|&p| p != 0)
+                    .ok_or_else(|| ConfigError::Invalid {
                         origin: source.clone(),
                         value: text.clone(),
                         reason: "expected a TCP port number from 1 to 65535, such as 5432".into(),
-                    }
-                })?;
+                    })?;
                 sources.push(("database port", source));
                 port
             }
@@ -467,8 +494,16 @@ fn resolve_database(
     }
     if pg.get_user().is_none() {
         let (user, source) = lookup(env, env::PGUSER, env::CHEROKEE_DB_USER)
-            .or_else(|| section.user.clone().map(|u| (u, Source::File("database.user".into()))))
-            .or_else(|| env.get("USER").map(|u| (u.to_string(), Source::Env("USER".into()))))
+            .or_else(|| {
+                section
+                    .user
+                    .clone()
+                    .map(|u| (u, Source::File("database.user".into())))
+            })
+            .or_else(|| {
+                env.get("USER")
+                    .map(|u| (u.to_string(), Source::Env("USER".into())))
+            })
             .unwrap_or_else(|| ("postgres".into(), Source::Default));
         sources.push(("database user", source));
         pg.user(&user);
@@ -503,10 +538,16 @@ fn resolve_database(
         None => Duration::from_secs(30),
     };
     if statement_timeout < Duration::from_millis(1) {
-        return Err(invalid_file("database.statement_timeout", "0", "must be at least 1ms"));
+        return Err(invalid_file(
+            "database.statement_timeout",
+            "0",
+            "must be at least 1ms",
+        ));
     }
     let millis = statement_timeout.as_millis();
-    pg.options(&format!("-c statement_timeout={millis} -c lock_timeout={millis}"));
+    pg.options(&format!(
+        "-c statement_timeout={millis} -c lock_timeout={millis}"
+    ));
     pg.application_name("tpm-autonomic");
     // Keepalives notice a peer that vanished without closing the socket,
     // such as a database host that lost power.
@@ -515,18 +556,32 @@ fn resolve_database(
 
     let pool_size = section.pool_size.unwrap_or(4);
     if pool_size == 0 {
-        return Err(invalid_file("database.pool_size", "0", "must be at least 1"));
+        return Err(invalid_file(
+            "database.pool_size",
+            "0",
+            "must be at least 1",
+        ));
     }
 
-    let password = pg.get_password().map(|p| Secret::new(String::from_utf8_lossy(p)));
-    Ok(DatabaseConfig { display: describe_target(&pg), pg, pool_size, password })
+    let password = pg
+        .get_password()
+        .map(|p| Secret::new(String::from_utf8_lossy(p)));
+    Ok(DatabaseConfig {
+        display: describe_target(&pg),
+        pg,
+        pool_size,
+        password,
+    })
 }
 
 /// Looks up a libpq variable, then its federation alias.
 fn lookup(env: &EnvMap, name: &str, alias: &str) -> Option<(String, Source)> {
     for variable in [name, alias] {
         if let Some(entry) = env.entry(variable) {
-            return Some((entry.value.clone(), env_source(variable, entry.from_secrets_file)));
+            return Some((
+                entry.value.clone(),
+                env_source(variable, entry.from_secrets_file),
+            ));
         }
     }
     None
@@ -535,13 +590,14 @@ fn lookup(env: &EnvMap, name: &str, alias: &str) -> Option<(String, Source)> {
 fn parse_database_url(url: &str, source: Source) -> Result<tokio_postgres::Config, ConfigError> {
     // The URL may contain a password, so neither it nor the parser's message
     // (which can quote it) is shown.
-    url.parse::<tokio_postgres::Config>().map_err(|_| ConfigError::Invalid {
-        origin: source,
-        value: "[hidden]".into(),
-        reason: "not a valid PostgreSQL connection URL; expected \
+    url.parse::<tokio_postgres::Config>()
+        .map_err(|_| ConfigError::Invalid {
+            origin: source,
+            value: "[hidden]".into(),
+            reason: "not a valid PostgreSQL connection URL; expected \
                  postgresql://user@host:port/dbname (put the password in PGPASSWORD)"
-            .into(),
-    })
+                .into(),
+        })
 }
 
 /// Describes a connection target as `user@host:port/dbname`, without the
@@ -654,7 +710,9 @@ fn is_bot_token(token: &str) -> bool {
             !id.is_empty()
                 && id.bytes().all(|b| b.is_ascii_digit())
                 && !key.is_empty()
-                && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+                && key
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
         }
         None => false,
     }
@@ -672,11 +730,19 @@ fn resolve_alerts(file: &FileConfig) -> Result<AlertSettings, ConfigError> {
     let defaults = AlertSettings::default();
     let max_attempts = section.max_attempts.unwrap_or(defaults.max_attempts);
     if max_attempts == 0 {
-        return Err(invalid_file("alerts.max_attempts", "0", "must be at least 1"));
+        return Err(invalid_file(
+            "alerts.max_attempts",
+            "0",
+            "must be at least 1",
+        ));
     }
     let blind_after = section.blind_after.unwrap_or(defaults.blind_after);
     if blind_after == 0 {
-        return Err(invalid_file("alerts.blind_after", "0", "must be at least 1"));
+        return Err(invalid_file(
+            "alerts.blind_after",
+            "0",
+            "must be at least 1",
+        ));
     }
     Ok(AlertSettings {
         repeat_interval: match &section.repeat_interval {
@@ -717,7 +783,11 @@ fn resolve_limits(file: &FileConfig) -> Result<Limits, ConfigError> {
     };
 
     if limits.deadline.is_zero() {
-        return Err(invalid_file("limits.deadline", "0", "must be longer than zero"));
+        return Err(invalid_file(
+            "limits.deadline",
+            "0",
+            "must be longer than zero",
+        ));
     }
     // A Rust guest needs some linear memory and stack before it runs a line
     // of its own code; below these floors every detector would fail.
@@ -750,7 +820,10 @@ fn resolve_query(file: &FileConfig) -> Result<QuerySettings, ConfigError> {
     let defaults = QuerySettings::default();
     let settings = QuerySettings {
         allowed_tables: match &section.allowed_tables {
-            Some(tables) => tables.iter().map(|t| t.trim().to_ascii_lowercase()).collect(),
+            Some(tables) => tables
+                .iter()
+                .map(|t| t.trim().to_ascii_lowercase())
+                .collect(),
             None => defaults.allowed_tables,
         },
         extra_functions: section
@@ -771,10 +844,18 @@ fn resolve_query(file: &FileConfig) -> Result<QuerySettings, ConfigError> {
         )?,
     };
     if settings.statement_timeout < Duration::from_millis(1) {
-        return Err(invalid_file("query.statement_timeout", "0", "must be at least 1ms"));
+        return Err(invalid_file(
+            "query.statement_timeout",
+            "0",
+            "must be at least 1ms",
+        ));
     }
     if settings.lock_timeout < Duration::from_millis(1) {
-        return Err(invalid_file("query.lock_timeout", "0", "must be at least 1ms"));
+        return Err(invalid_file(
+            "query.lock_timeout",
+            "0",
+            "must be at least 1ms",
+        ));
     }
     Ok(settings)
 }
@@ -814,7 +895,9 @@ fn optional_duration(
     key: &str,
     default: Duration,
 ) -> Result<Duration, ConfigError> {
-    value.as_ref().map_or(Ok(default), |value| file_duration(value, key))
+    value
+        .as_ref()
+        .map_or(Ok(default), |value| file_duration(value, key))
 }
 
 fn optional_size(value: &Option<SizeValue>, key: &str, default: u64) -> Result<u64, ConfigError> {

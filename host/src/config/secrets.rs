@@ -58,7 +58,10 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<(String, String)>, (usize, &'static str
             continue;
         }
 
-        let line = line.strip_prefix("export ").map(str::trim_start).unwrap_or(line);
+        let line = line
+            .strip_prefix("export ")
+            .map(str::trim_start)
+            .unwrap_or(line);
         let Some((key, value)) = line.split_once('=') else {
             return Err((line_number, "expected KEY=VALUE, but the line has no '='"));
         };
@@ -131,7 +134,10 @@ mod tests {
 
     #[test]
     fn invalid_utf8_is_reported_by_number() {
-        assert_eq!(parse(b"A=1\nB=\xff\n").unwrap_err(), (2, "the line is not valid UTF-8"));
+        assert_eq!(
+            parse(b"A=1\nB=\xff\n").unwrap_err(),
+            (2, "the line is not valid UTF-8")
+        );
     }
 
     #[test]

@@ -18,7 +18,10 @@ fn defaults_apply_without_any_source() {
     assert_eq!(config.interval, DEFAULT_INTERVAL);
     assert_eq!(config.plugins_dir, PathBuf::from("plugins"));
     assert_eq!(config.log_file, PathBuf::from(DEFAULT_LOG_FILE));
-    assert_eq!(config.cache_dir, Some(PathBuf::from("/home/op/.cache/tpm-autonomic")));
+    assert_eq!(
+        config.cache_dir,
+        Some(PathBuf::from("/home/op/.cache/tpm-autonomic"))
+    );
     assert!(config.telegram.is_err());
     assert_eq!(config.database.pool_size, 4);
 }
@@ -31,7 +34,9 @@ fn interval_flag_accepts_fractions() {
 
 #[test]
 fn invalid_interval_names_the_flag() {
-    let error = resolve_with(&["--interval", "five"], &[]).unwrap_err().to_string();
+    let error = resolve_with(&["--interval", "five"], &[])
+        .unwrap_err()
+        .to_string();
     assert!(error.contains("option --interval"), "{error}");
     assert!(error.contains("\"five\""), "{error}");
     assert!(error.contains("number of seconds"), "{error}");
@@ -39,7 +44,9 @@ fn invalid_interval_names_the_flag() {
 
 #[test]
 fn zero_interval_is_rejected() {
-    let error = resolve_with(&["--interval", "0"], &[]).unwrap_err().to_string();
+    let error = resolve_with(&["--interval", "0"], &[])
+        .unwrap_err()
+        .to_string();
     assert!(error.contains("at least"), "{error}");
 }
 
@@ -48,14 +55,23 @@ fn database_url_wins_and_libpq_fills_gaps() {
     let config = resolve_with(
         &[],
         &[
-            ("TPM_DATABASE_URL", "postgresql://claude@127.0.0.1:5433/zammad_production"),
+            (
+                "TPM_DATABASE_URL",
+                "postgresql://claude@127.0.0.1:5433/zammad_production",
+            ),
             ("PGHOST", "10.0.0.9"),
             ("PGPASSWORD", "hunter2"),
         ],
     )
     .unwrap();
-    assert_eq!(config.database.display, "claude@127.0.0.1:5433/zammad_production");
-    assert_eq!(config.database.password.as_ref().map(Secret::expose), Some("hunter2"));
+    assert_eq!(
+        config.database.display,
+        "claude@127.0.0.1:5433/zammad_production"
+    );
+    assert_eq!(
+        config.database.password.as_ref().map(Secret::expose),
+        Some("hunter2")
+    );
 }
 
 #[test]
@@ -77,21 +93,30 @@ fn cherokee_aliases_fill_libpq_variables() {
 #[test]
 fn libpq_variable_wins_over_alias() {
     let config = resolve_with(&[], &[("PGUSER", "a"), ("CHEROKEE_DB_USER", "b")]).unwrap();
-    assert!(config.database.display.starts_with("a@"), "{}", config.database.display);
+    assert!(
+        config.database.display.starts_with("a@"),
+        "{}",
+        config.database.display
+    );
 }
 
 #[test]
 fn invalid_port_names_variable() {
-    let error = resolve_with(&[], &[("PGPORT", "54x")]).unwrap_err().to_string();
+    let error = resolve_with(&[], &[("PGPORT", "54x")])
+        .unwrap_err()
+        .to_string();
     assert!(error.contains("PGPORT"), "{error}");
     assert!(error.contains("1 to 65535"), "{error}");
 }
 
 #[test]
 fn invalid_database_url_hides_value() {
-    let error = resolve_with(&[], &[("TPM_DATABASE_URL", "postgresql://u:hunter2@h:notaport/db")])
-        .unwrap_err()
-        .to_string();
+    let error = resolve_with(
+        &[],
+        &[("TPM_DATABASE_URL", "postgresql://u:hunter2@h:notaport/db")],
+    )
+    .unwrap_err()
+    .to_string();
     assert!(error.contains("TPM_DATABASE_URL"), "{error}");
     assert!(!error.contains("hunter2"), "{error}");
 }
@@ -105,11 +130,17 @@ fn database_debug_output_hides_password() {
 #[test]
 fn telegram_needs_token_and_chat() {
     let config = resolve_with(&[], &[("TELEGRAM_BOT_TOKEN", "123:abc")]).unwrap();
-    assert!(config.telegram.unwrap_err().contains("TELEGRAM_CHIEF_CHAT_ID"));
+    assert!(config
+        .telegram
+        .unwrap_err()
+        .contains("TELEGRAM_CHIEF_CHAT_ID"));
 
     let config = resolve_with(
         &[],
-        &[("TELEGRAM_BOT_TOKEN", "123:abc"), ("TELEGRAM_CHIEF_CHAT_ID", "-100123")],
+        &[
+            ("TELEGRAM_BOT_TOKEN", "123:abc"),
+            ("TELEGRAM_CHIEF_CHAT_ID", "-100123"),
+        ],
     )
     .unwrap();
     let telegram = config.telegram.unwrap();
@@ -121,7 +152,10 @@ fn telegram_needs_token_and_chat() {
 fn malformed_token_is_rejected_without_value() {
     let error = resolve_with(
         &[],
-        &[("TELEGRAM_BOT_TOKEN", "not a token"), ("TELEGRAM_CHIEF_CHAT_ID", "1")],
+        &[
+            ("TELEGRAM_BOT_TOKEN", "not a token"),
+            ("TELEGRAM_CHIEF_CHAT_ID", "1"),
+        ],
     )
     .unwrap_err()
     .to_string();
@@ -131,7 +165,9 @@ fn malformed_token_is_rejected_without_value() {
 
 #[test]
 fn api_base_must_be_http_url() {
-    let error = resolve_with(&[], &[("TELEGRAM_API_BASE", "ftp://x")]).unwrap_err().to_string();
+    let error = resolve_with(&[], &[("TELEGRAM_API_BASE", "ftp://x")])
+        .unwrap_err()
+        .to_string();
     assert!(error.contains("TELEGRAM_API_BASE"), "{error}");
     let config = resolve_with(
         &[],
@@ -168,7 +204,14 @@ fn config_file_sets_limits_with_units() {
 fn flag_wins_over_config_file() {
     let (_dir, path) = write_config("interval = 60\nplugins_dir = \"/opt/plugins\"\n");
     let config = resolve_with(
-        &["--config", path.to_str().unwrap(), "--interval", "5", "--plugins-dir", "/p"],
+        &[
+            "--config",
+            path.to_str().unwrap(),
+            "--interval",
+            "5",
+            "--plugins-dir",
+            "/p",
+        ],
         &[],
     )
     .unwrap();
@@ -179,7 +222,9 @@ fn flag_wins_over_config_file() {
 #[test]
 fn unknown_config_key_is_reported_with_line() {
     let (_dir, path) = write_config("interval = 60\n\n[limits]\ndeadlin = \"2s\"\n");
-    let error = resolve_with(&["--config", path.to_str().unwrap()], &[]).unwrap_err().to_string();
+    let error = resolve_with(&["--config", path.to_str().unwrap()], &[])
+        .unwrap_err()
+        .to_string();
     assert!(error.contains("deadlin"), "{error}");
     assert!(error.contains("line 4"), "{error}");
 }
@@ -187,7 +232,9 @@ fn unknown_config_key_is_reported_with_line() {
 #[test]
 fn invalid_size_names_key() {
     let (_dir, path) = write_config("[limits]\nmemory = \"lots\"\n");
-    let error = resolve_with(&["--config", path.to_str().unwrap()], &[]).unwrap_err().to_string();
+    let error = resolve_with(&["--config", path.to_str().unwrap()], &[])
+        .unwrap_err()
+        .to_string();
     assert!(error.contains("limits.memory"), "{error}");
 }
 
@@ -195,7 +242,10 @@ fn invalid_size_names_key() {
 fn plugin_settings_are_kept_for_loading() {
     let (_dir, path) = write_config("[plugins.dlq-depth]\nthreshold = 7\n");
     let config = resolve_with(&["--config", path.to_str().unwrap()], &[]).unwrap();
-    assert_eq!(config.plugin_settings["dlq-depth"]["threshold"], toml::Value::Integer(7));
+    assert_eq!(
+        config.plugin_settings["dlq-depth"]["threshold"],
+        toml::Value::Integer(7)
+    );
 }
 
 /// A temporary folder removed on drop.

@@ -28,7 +28,10 @@ impl Daemon {
     pub(super) async fn deliver_outbox(&mut self) {
         let started = Instant::now();
         loop {
-            let Some(message) = self.state.as_ref().and_then(|state| state.outbox.first().cloned())
+            let Some(message) = self
+                .state
+                .as_ref()
+                .and_then(|state| state.outbox.first().cloned())
             else {
                 return;
             };
@@ -64,7 +67,9 @@ impl Daemon {
             }
         }
 
-        let AlertSink::Telegram(client) = self.sink.clone() else { unreachable!() };
+        let AlertSink::Telegram(client) = self.sink.clone() else {
+            unreachable!()
+        };
         for (index, part) in message.parts.iter().enumerate().skip(message.delivered) {
             match client.send(part).await {
                 Ok(_) => {
@@ -92,7 +97,9 @@ impl Daemon {
                             error = %error,
                             "alert delivery still failing"
                         ),
-                        _ => tracing::debug!(error = %error, waiting, "alert delivery failed again"),
+                        _ => {
+                            tracing::debug!(error = %error, waiting, "alert delivery failed again")
+                        }
                     }
                     self.save_state(true).await;
                     return false;
@@ -131,7 +138,11 @@ impl Daemon {
     }
 
     fn outbox_message(&mut self, id: u64) -> Option<&mut OutboxMessage> {
-        self.state.as_mut()?.outbox.iter_mut().find(|message| message.id == id)
+        self.state
+            .as_mut()?
+            .outbox
+            .iter_mut()
+            .find(|message| message.id == id)
     }
 
     fn remove_from_outbox(&mut self, id: u64) {

@@ -90,7 +90,8 @@ impl Daemon {
                 Ok(telegram) => {
                     // Waiting for Telegram never takes more than half an
                     // interval, so cycles keep their rhythm.
-                    let budget = (config.interval / 2).clamp(Duration::from_secs(1), Duration::from_secs(60));
+                    let budget = (config.interval / 2)
+                        .clamp(Duration::from_secs(1), Duration::from_secs(60));
                     AlertSink::Telegram(
                         TelegramClient::new(telegram.clone(), config.alerts.max_attempts)?
                             .with_wait_budget(budget),
@@ -174,8 +175,11 @@ impl Daemon {
         }
         self.reloader = Some(reloader);
         let result = self.cycle().await;
-        let outcomes =
-            self.reloader.as_ref().map(|r| r.current().outcomes.clone()).unwrap_or_default();
+        let outcomes = self
+            .reloader
+            .as_ref()
+            .map(|r| r.current().outcomes.clone())
+            .unwrap_or_default();
         let mut report = report::build(
             &self.config.plugins_dir.display().to_string(),
             self.database.target(),
@@ -238,8 +242,13 @@ impl Daemon {
         if let Some(mut state) = self.state.take() {
             let database = self.leadership.is_leader().then_some(&self.database);
             let save = self.store.save(&mut state, database);
-            if tokio::time::timeout(Duration::from_secs(1), save).await.is_err() {
-                tracing::warn!("saving the alert state took too long at shutdown; the file copy may be older");
+            if tokio::time::timeout(Duration::from_secs(1), save)
+                .await
+                .is_err()
+            {
+                tracing::warn!(
+                    "saving the alert state took too long at shutdown; the file copy may be older"
+                );
             }
         }
         let _ = tokio::time::timeout(Duration::from_millis(500), self.leadership.release()).await;
@@ -291,14 +300,19 @@ impl Daemon {
             }
             None => Vec::new(),
         };
-        let budget = (self.config.interval / 4).clamp(Duration::from_millis(100), Duration::from_secs(10));
+        let budget =
+            (self.config.interval / 4).clamp(Duration::from_millis(100), Duration::from_secs(10));
         let result = cycle::run(
             number,
             &self.host,
             &plugins,
             &self.database,
             self.config.concurrency,
-            if self.config.once { Duration::ZERO } else { budget },
+            if self.config.once {
+                Duration::ZERO
+            } else {
+                budget
+            },
         )
         .await;
 
@@ -502,7 +516,9 @@ impl Daemon {
 
     /// Writes the records that an earlier cycle could not write.
     async fn write_pending_thermal(&mut self) {
-        let Some(state) = self.state.as_mut() else { return };
+        let Some(state) = self.state.as_mut() else {
+            return;
+        };
         while let Some(record) = state.pending_thermal.first().cloned() {
             match thermal::write(&self.database, &record).await {
                 Ok(inserted) => {
@@ -565,7 +581,11 @@ async fn next_hangup(hangups: &mut Option<tokio::signal::unix::Signal>) -> Optio
 }
 
 fn summaries(findings: &[FindingRecord]) -> String {
-    findings.iter().map(|f| f.summary.as_str()).collect::<Vec<_>>().join("; ")
+    findings
+        .iter()
+        .map(|f| f.summary.as_str())
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// Milliseconds with one decimal, for log fields of short durations.

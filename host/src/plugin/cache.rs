@@ -96,7 +96,10 @@ impl CompileCache {
                 metadata.mode() & 0o7777
             ));
         }
-        Ok(CompileCache { dir: dir.to_path_buf(), engine_key: engine_key(engine) })
+        Ok(CompileCache {
+            dir: dir.to_path_buf(),
+            engine_key: engine_key(engine),
+        })
     }
 
     /// The cache folder.
@@ -105,7 +108,8 @@ impl CompileCache {
     }
 
     fn entry_path(&self, plugin_sha256: &str) -> PathBuf {
-        self.dir.join(format!("{plugin_sha256}-{}.cwasm", self.engine_key))
+        self.dir
+            .join(format!("{plugin_sha256}-{}.cwasm", self.engine_key))
     }
 
     /// Looks up the compiled code of the plugin with this hash.
@@ -121,7 +125,10 @@ impl CompileCache {
         }
         let (header, artifact) = bytes.split_at(HEADER_LEN);
         if Sha256::digest(artifact).as_slice() != &header[MAGIC.len()..] {
-            return self.discard(&path, "the entry's checksum does not match its content".into());
+            return self.discard(
+                &path,
+                "the entry's checksum does not match its content".into(),
+            );
         }
         // SAFETY: the artifact was written by `put` from a component this
         // engine compiled, in a folder only the daemon's user can write, and
@@ -147,7 +154,9 @@ impl CompileCache {
             .serialize()
             .map_err(|error| format!("cannot serialize the compiled plugin: {error}"))?;
         let path = self.entry_path(plugin_sha256);
-        let temporary = self.dir.join(format!(".{plugin_sha256}.{}.tmp", std::process::id()));
+        let temporary = self
+            .dir
+            .join(format!(".{plugin_sha256}.{}.tmp", std::process::id()));
         let write = || -> std::io::Result<()> {
             let mut file = std::fs::File::create(&temporary)?;
             file.set_permissions(std::fs::Permissions::from_mode(0o600))?;

@@ -67,7 +67,10 @@ pub struct CallState {
 
 impl WasiView for CallState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
@@ -100,7 +103,10 @@ impl contract::tpm::autonomic::log::Host for CallState {
         }
         // The message is the plugin's own text; the caller's span names the
         // plugin.
-        let message = one_line(&truncate_chars(&message, self.limits.summary_bytes as usize));
+        let message = one_line(&truncate_chars(
+            &message,
+            self.limits.summary_bytes as usize,
+        ));
         match level {
             Level::Debug => tracing::debug!(target: "tpm_autonomic::plugin", "{message}"),
             Level::Info => tracing::info!(target: "tpm_autonomic::plugin", "{message}"),
@@ -115,10 +121,7 @@ impl CallState {
     /// Creates the state of one call, with WASI that grants nothing: no
     /// files, no environment, no arguments, no network, and a captured
     /// stderr.
-    pub fn new(
-        limits: Arc<Limits>,
-        query: Option<QueryAccess>,
-    ) -> (CallState, MemoryOutputPipe) {
+    pub fn new(limits: Arc<Limits>, query: Option<QueryAccess>) -> (CallState, MemoryOutputPipe) {
         let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
         let wasi = WasiCtx::builder()
             .stderr(stderr.clone())
@@ -142,10 +145,17 @@ impl CallState {
 
     /// The call's counters, with the peak memory filled in.
     pub fn stats(&self) -> CallStats {
-        CallStats { peak_memory: self.limiter.peak_memory, ..self.stats.clone() }
+        CallStats {
+            peak_memory: self.limiter.peak_memory,
+            ..self.stats.clone()
+        }
     }
 
-    async fn run_query(&mut self, sql: &str, params: &[SqlValue]) -> Result<QueryResult, QueryError> {
+    async fn run_query(
+        &mut self,
+        sql: &str,
+        params: &[SqlValue],
+    ) -> Result<QueryResult, QueryError> {
         let Some(access) = self.query.clone() else {
             return Err(QueryError::Unavailable(
                 "the database is not available while a plugin is being loaded".into(),
@@ -172,7 +182,10 @@ impl CallState {
         }
 
         let started = Instant::now();
-        let limits = execute::ResultLimits { rows: self.limits.rows, bytes: self.limits.result_bytes };
+        let limits = execute::ResultLimits {
+            rows: self.limits.rows,
+            bytes: self.limits.result_bytes,
+        };
         let result = execute::run(&access.database, &access.settings, sql, params, limits).await;
         match &result {
             Ok(rows) => {
@@ -336,12 +349,20 @@ pub fn classify<T>(
     }
     let text = error.to_string();
     if text.contains("resource limit exceeded") && text.contains("count too high") {
-        return Err(CallFailure::Limit(Breach::Instances { limit: state.limits.instances }));
+        return Err(CallFailure::Limit(Breach::Instances {
+            limit: state.limits.instances,
+        }));
     }
     let stderr = describe_stderr(&String::from_utf8_lossy(&stderr.contents()));
     match error.downcast_ref::<Trap>() {
-        Some(trap) => Err(CallFailure::Trap { reason: describe_trap(*trap), stderr }),
-        None => Err(CallFailure::Trap { reason: first_line(&error.to_string()), stderr }),
+        Some(trap) => Err(CallFailure::Trap {
+            reason: describe_trap(*trap),
+            stderr,
+        }),
+        None => Err(CallFailure::Trap {
+            reason: first_line(&error.to_string()),
+            stderr,
+        }),
     }
 }
 

@@ -35,8 +35,12 @@ const EXTRA_SLOTS: u32 = 8;
 /// a component over a limit is refused by the store's resource limiter,
 /// whose message names the setting, and not by the pool at compile time.
 fn pooling(limits: &Limits, concurrency: usize) -> PoolingAllocationConfig {
-    let slots = u32::try_from(concurrency).unwrap_or(u32::MAX / 64).saturating_add(EXTRA_SLOTS);
-    let instances_per_call = u32::try_from(limits.instances).unwrap_or(u32::MAX).clamp(32, 1024);
+    let slots = u32::try_from(concurrency)
+        .unwrap_or(u32::MAX / 64)
+        .saturating_add(EXTRA_SLOTS);
+    let instances_per_call = u32::try_from(limits.instances)
+        .unwrap_or(u32::MAX)
+        .clamp(32, 1024);
     let memory = limits.memory_bytes.max(64 << 20);
     let table_elements = limits.table_elements.max(20_000);
     let mut pooling = PoolingAllocationConfig::default();
@@ -72,7 +76,10 @@ impl SandboxEngine {
             .async_stack_size(stack + HOST_STACK_HEADROOM)
             .cranelift_opt_level(OptLevel::Speed)
             .wasm_component_model(true);
-        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling(limits, concurrency)));
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling(
+            limits,
+            concurrency,
+        )));
         let engine = Engine::new(&config).map_err(anyhow::Error::from)?;
 
         let mut linker = Linker::new(&engine);
@@ -81,7 +88,11 @@ impl SandboxEngine {
             .map_err(anyhow::Error::from)?;
 
         let ticker = EpochTicker::start(&engine);
-        Ok(SandboxEngine { engine, linker, ticker })
+        Ok(SandboxEngine {
+            engine,
+            linker,
+            ticker,
+        })
     }
 
     /// The engine.

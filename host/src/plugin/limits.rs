@@ -157,7 +157,10 @@ impl ResourceLimiter for CallLimiter {
         let growth = (desired - current) as u64;
         let total = self.memory_in_use + growth;
         if total > self.memory_limit {
-            self.record(Breach::Memory { requested: total, limit: self.memory_limit });
+            self.record(Breach::Memory {
+                requested: total,
+                limit: self.memory_limit,
+            });
             return Ok(false);
         }
         self.memory_in_use = total;
@@ -218,7 +221,10 @@ mod tests {
 
     #[test]
     fn memory_growth_past_limit_is_refused_and_recorded() {
-        let limits = Limits { memory_bytes: 2 << 20, ..Limits::default() };
+        let limits = Limits {
+            memory_bytes: 2 << 20,
+            ..Limits::default()
+        };
         let mut limiter = CallLimiter::new(&limits);
 
         assert!(limiter.memory_growing(0, 1 << 20, None).unwrap());
@@ -226,13 +232,19 @@ mod tests {
         assert_eq!(limiter.peak_memory, 1 << 20);
         assert_eq!(
             limiter.breach,
-            Some(Breach::Memory { requested: 3 << 20, limit: 2 << 20 })
+            Some(Breach::Memory {
+                requested: 3 << 20,
+                limit: 2 << 20
+            })
         );
     }
 
     #[test]
     fn breach_message_names_setting() {
-        let breach = Breach::Memory { requested: 65 << 20, limit: 64 << 20 };
+        let breach = Breach::Memory {
+            requested: 65 << 20,
+            limit: 64 << 20,
+        };
         let text = breach.to_string();
         assert!(text.contains("limits.memory"), "{text}");
         assert!(text.contains("64 MiB"), "{text}");

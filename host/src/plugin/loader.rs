@@ -26,7 +26,10 @@ pub struct LoadError {
 impl LoadError {
     /// Creates a load error.
     pub fn new(kind: &'static str, reason: impl Into<String>) -> LoadError {
-        LoadError { kind, reason: reason.into() }
+        LoadError {
+            kind,
+            reason: reason.into(),
+        }
     }
 }
 
@@ -100,7 +103,11 @@ pub fn read(path: &Path) -> Result<PluginFile, LoadError> {
     let bytes = std::fs::read(path)
         .map_err(|error| LoadError::new("unreadable", format!("cannot read the file: {error}")))?;
     let sha256 = hex::encode(Sha256::digest(&bytes));
-    Ok(PluginFile { path: path.to_path_buf(), bytes, sha256 })
+    Ok(PluginFile {
+        path: path.to_path_buf(),
+        bytes,
+        sha256,
+    })
 }
 
 /// Checks what kind of file the bytes are before compiling them.
@@ -137,7 +144,10 @@ pub fn recognise(bytes: &[u8]) -> Result<(), LoadError> {
 /// Compiles a component; the error is a load error of kind `compile`.
 pub fn compile(engine: &Engine, bytes: &[u8]) -> Result<Component, LoadError> {
     Component::new(engine, bytes).map_err(|error| {
-        LoadError::new("compile", format!("invalid component: {}", first_line(&format!("{error:#}"))))
+        LoadError::new(
+            "compile",
+            format!("invalid component: {}", first_line(&format!("{error:#}"))),
+        )
     })
 }
 
@@ -201,7 +211,9 @@ pub fn check_world(engine: &Engine, component: &Component) -> Result<String, Loa
                 Some((interface, _)) if matches!(interface, "query" | "log" | "types") => continue,
                 _ => {}
             }
-        } else if name.starts_with("wasi:") && matches!(item.ty, ComponentItem::ComponentInstance(_)) {
+        } else if name.starts_with("wasi:")
+            && matches!(item.ty, ComponentItem::ComponentInstance(_))
+        {
             // WASI is linked with no capabilities; whether the version is
             // provided is checked when the component is instantiated.
             continue;

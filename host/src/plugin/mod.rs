@@ -82,7 +82,9 @@ impl Plugin {
 
 /// The file name of a path, without the folder.
 pub fn file_name(path: &Path) -> String {
-    path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 /// The outcome of loading one file.
@@ -117,17 +119,20 @@ impl PluginHost {
         concurrency: usize,
     ) -> anyhow::Result<PluginHost> {
         let engine = SandboxEngine::new(&limits, concurrency)?;
-        let cache = cache_dir.and_then(|dir| match cache::CompileCache::open(dir, engine.engine()) {
-            Ok(cache) => Some(cache),
-            Err(reason) => {
-                tracing::warn!(
-                    dir = %dir.display(),
-                    reason = %reason,
-                    "compiled-plugin cache disabled; plugins are compiled at every start"
-                );
-                None
-            }
-        });
+        let cache =
+            cache_dir.and_then(
+                |dir| match cache::CompileCache::open(dir, engine.engine()) {
+                    Ok(cache) => Some(cache),
+                    Err(reason) => {
+                        tracing::warn!(
+                            dir = %dir.display(),
+                            reason = %reason,
+                            "compiled-plugin cache disabled; plugins are compiled at every start"
+                        );
+                        None
+                    }
+                },
+            );
         Ok(PluginHost {
             engine,
             cache,
@@ -177,10 +182,11 @@ impl PluginHost {
         let bytes = file.bytes;
         // Compiling takes tens of milliseconds per plugin; it runs on a
         // blocking thread so the executor keeps serving cycles and signals.
-        let (component, cache_state) =
-            tokio::task::spawn_blocking(move || compile_cached(&engine, cache.as_ref(), &sha256, &bytes))
-                .await
-                .map_err(|error| LoadError::new("compile", format!("compilation failed: {error}")))??;
+        let (component, cache_state) = tokio::task::spawn_blocking(move || {
+            compile_cached(&engine, cache.as_ref(), &sha256, &bytes)
+        })
+        .await
+        .map_err(|error| LoadError::new("compile", format!("compilation failed: {error}")))??;
         let mut plugin = self.prepare(file.path, file.sha256, &component).await?;
         plugin.cache = cache_state;
         Ok(Arc::new(plugin))
@@ -194,11 +200,21 @@ impl PluginHost {
         component: &wasmtime::component::Component,
     ) -> Result<Plugin, LoadError> {
         let contract_version = loader::check_world(self.engine.engine(), component)?;
-        let instance_pre = self.engine.linker().instantiate_pre(component).map_err(|error| {
-            LoadError::new("link", format!("cannot link the component: {}", first_line(&error)))
-        })?;
+        let instance_pre = self
+            .engine
+            .linker()
+            .instantiate_pre(component)
+            .map_err(|error| {
+                LoadError::new(
+                    "link",
+                    format!("cannot link the component: {}", first_line(&error)),
+                )
+            })?;
         let pre = BasinDetectorPre::new(instance_pre).map_err(|error| {
-            LoadError::new("wrong-world", format!("not a detector component: {}", first_line(&error)))
+            LoadError::new(
+                "wrong-world",
+                format!("not a detector component: {}", first_line(&error)),
+            )
         })?;
 
         let manifest = self.describe(&pre).await?;
@@ -221,7 +237,16 @@ impl PluginHost {
                 .map_err(|reason| LoadError::new("invalid-settings", reason))?;
         let guard = Arc::new(QueryGuard::new(&manifest.tables, &self.query_settings));
 
-        Ok(Plugin { path, sha256, manifest, contract_version, cache: "off", settings, guard, pre })
+        Ok(Plugin {
+            path,
+            sha256,
+            manifest,
+            contract_version,
+            cache: "off",
+            settings,
+            guard,
+            pre,
+        })
     }
 
     async fn describe(&self, pre: &BasinDetectorPre<CallState>) -> Result<Manifest, LoadError> {
@@ -230,11 +255,15 @@ impl PluginHost {
         let mut store = call::new_store(self.engine.engine(), state, deadline);
         let outcome = tokio::time::timeout(call::wall_limit(deadline), async {
             let detector = pre.instantiate_async(&mut store).await?;
-            detector.tpm_autonomic_detector().call_describe(&mut store).await
+            detector
+                .tpm_autonomic_detector()
+                .call_describe(&mut store)
+                .await
         })
         .await;
-        call::classify(outcome, &store, &stderr, deadline)
-            .map_err(|failure| LoadError::new("describe-failed", format!("describe() failed: {failure}")))
+        call::classify(outcome, &store, &stderr, deadline).map_err(|failure| {
+            LoadError::new("describe-failed", format!("describe() failed: {failure}"))
+        })
     }
 
     /// Instantiates a loaded plugin in a fresh store and calls `describe()`,
@@ -256,7 +285,10 @@ impl PluginHost {
         let mut store = call::new_store(self.engine.engine(), state, deadline);
         let outcome = tokio::time::timeout(call::wall_limit(deadline), async {
             let detector = plugin.pre.instantiate_async(&mut store).await?;
-            detector.tpm_autonomic_detector().call_detect(&mut store, &plugin.settings).await
+            detector
+                .tpm_autonomic_detector()
+                .call_detect(&mut store, &plugin.settings)
+                .await
         })
         .await;
 
@@ -271,7 +303,11 @@ impl PluginHost {
             Err(failure) => Err(failure),
         };
         let stats = store.data().stats();
-        DetectRun { result, elapsed: started.elapsed(), stats }
+        DetectRun {
+            result,
+            elapsed: started.elapsed(),
+            stats,
+        }
     }
 }
 

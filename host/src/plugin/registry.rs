@@ -97,7 +97,10 @@ impl Registry {
 
     /// The working plugins, in file-name order.
     pub fn plugins(&self) -> Vec<Arc<Plugin>> {
-        self.entries.values().filter_map(|entry| entry.active.clone()).collect()
+        self.entries
+            .values()
+            .filter_map(|entry| entry.active.clone())
+            .collect()
     }
 
     /// Every file with its state: the working plugin, or the error of its
@@ -111,7 +114,10 @@ impl Registry {
                     (None, Some(plugin)) => Ok(plugin.clone()),
                     (None, None) => Err(LoadError::new("pending", "not loaded yet")),
                 };
-                LoadOutcome { path: path.clone(), result }
+                LoadOutcome {
+                    path: path.clone(),
+                    result,
+                }
             })
             .collect()
     }
@@ -142,7 +148,8 @@ impl Registry {
         let mut summary = RefreshSummary::default();
         self.settling = false;
         let scanned = if self.allow_writable {
-            loader::scan(&self.dir).map_err(|error| format!("cannot read the plugins folder: {error}"))
+            loader::scan(&self.dir)
+                .map_err(|error| format!("cannot read the plugins folder: {error}"))
         } else {
             super::trust::check_folder(&self.dir).and_then(|()| {
                 loader::scan(&self.dir)
@@ -185,7 +192,9 @@ impl Registry {
 
         // Compiling is the slow part of loading; a few files compile at
         // once, one per core, and the results are applied in file order.
-        let parallel = std::thread::available_parallelism().map_or(1, |n| n.get()).min(4);
+        let parallel = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(4);
         let loaded: Vec<(PathBuf, String, Result<Arc<Plugin>, LoadError>)> =
             futures::stream::iter(files)
                 .map(|file| async move {
@@ -203,10 +212,16 @@ impl Registry {
     }
 
     fn unload_removed(&mut self, present: &[PathBuf], summary: &mut RefreshSummary) {
-        let removed: Vec<PathBuf> =
-            self.entries.keys().filter(|path| !present.contains(path)).cloned().collect();
+        let removed: Vec<PathBuf> = self
+            .entries
+            .keys()
+            .filter(|path| !present.contains(path))
+            .cloned()
+            .collect();
         for path in removed {
-            let Some(entry) = self.entries.remove(&path) else { continue };
+            let Some(entry) = self.entries.remove(&path) else {
+                continue;
+            };
             if let Some(plugin) = entry.active {
                 tracing::info!(
                     plugin = %plugin.name(),
@@ -218,7 +233,8 @@ impl Registry {
                 summary.removed.push(plugin.name().to_string());
                 // A file refused for taking this name may load now.
                 for other in self.entries.values_mut() {
-                    if matches!(&other.failure, Some((_, error)) if error.kind == "duplicate-name") {
+                    if matches!(&other.failure, Some((_, error)) if error.kind == "duplicate-name")
+                    {
                         other.failure = None;
                         other.fingerprint = None;
                     }
@@ -255,7 +271,11 @@ impl Registry {
             return None;
         }
 
-        let checked = if self.allow_writable { Ok(()) } else { super::trust::check_file(path) };
+        let checked = if self.allow_writable {
+            Ok(())
+        } else {
+            super::trust::check_file(path)
+        };
         let file = match checked
             .map_err(|reason| LoadError::new("untrusted", reason))
             .and_then(|()| loader::read(path))
@@ -268,11 +288,19 @@ impl Registry {
             }
         };
         entry.fingerprint = Some(fingerprint);
-        if entry.active.as_ref().is_some_and(|active| active.sha256 == file.sha256) {
+        if entry
+            .active
+            .as_ref()
+            .is_some_and(|active| active.sha256 == file.sha256)
+        {
             entry.failure = None;
             return None;
         }
-        if entry.failure.as_ref().is_some_and(|(hash, _)| *hash == file.sha256) {
+        if entry
+            .failure
+            .as_ref()
+            .is_some_and(|(hash, _)| *hash == file.sha256)
+        {
             return None;
         }
         Some(file)
@@ -288,7 +316,9 @@ impl Registry {
         summary: &mut RefreshSummary,
     ) {
         let loaded = loaded.and_then(|plugin| self.check_duplicate(path, plugin));
-        let Some(entry) = self.entries.get_mut(path) else { return };
+        let Some(entry) = self.entries.get_mut(path) else {
+            return;
+        };
         match loaded {
             Ok(plugin) => {
                 match entry.active.replace(plugin.clone()) {
@@ -327,7 +357,10 @@ impl Registry {
     fn check_duplicate(&self, path: &Path, plugin: Arc<Plugin>) -> Result<Arc<Plugin>, LoadError> {
         let holder = self.entries.iter().find(|(other_path, other)| {
             other_path.as_path() != path
-                && other.active.as_ref().is_some_and(|active| active.name() == plugin.name())
+                && other
+                    .active
+                    .as_ref()
+                    .is_some_and(|active| active.name() == plugin.name())
         });
         match holder {
             Some((other_path, _)) => Err(LoadError::new(

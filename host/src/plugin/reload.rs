@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use notify::{RecursiveMode, Watcher};
 use tokio::sync::{mpsc, watch};
 
-use super::registry::{Registry, RefreshSummary, SETTLE_TIME};
+use super::registry::{RefreshSummary, Registry, SETTLE_TIME};
 use super::{LoadOutcome, Plugin, PluginHost};
 
 /// The plugins as loaded at one moment.
@@ -39,7 +39,11 @@ impl Snapshot {
     /// The working plugins whose file is still in place. A plugin whose
     /// file was removed stops at once, even before the reloader noticed.
     pub fn present_plugins(&self) -> Vec<Arc<Plugin>> {
-        self.plugins.iter().filter(|plugin| plugin.path.exists()).cloned().collect()
+        self.plugins
+            .iter()
+            .filter(|plugin| plugin.path.exists())
+            .cloned()
+            .collect()
     }
 }
 
@@ -62,7 +66,10 @@ impl Reloader {
     pub async fn load_once(host: &PluginHost, mut registry: Registry) -> Reloader {
         registry.refresh(host, false).await;
         let (_, snapshot) = watch::channel(Arc::new(Snapshot::of(&registry)));
-        Reloader { snapshot, requests: None }
+        Reloader {
+            snapshot,
+            requests: None,
+        }
     }
 
     /// Loads the folder, then follows it in a background task.
@@ -71,7 +78,10 @@ impl Reloader {
         let (publisher, snapshot) = watch::channel(Arc::new(Snapshot::of(&registry)));
         let (requests, receiver) = mpsc::unbounded_channel();
         tokio::spawn(follow(host, registry, publisher, receiver));
-        Reloader { snapshot, requests: Some(requests) }
+        Reloader {
+            snapshot,
+            requests: Some(requests),
+        }
     }
 
     /// The latest snapshot.
@@ -96,7 +106,10 @@ impl Reloader {
     /// Waits until a snapshot newer than the current one is published, for
     /// at most `timeout`. Returns false on timeout.
     pub async fn changed(&mut self, timeout: Duration) -> bool {
-        matches!(tokio::time::timeout(timeout, self.snapshot.changed()).await, Ok(Ok(())))
+        matches!(
+            tokio::time::timeout(timeout, self.snapshot.changed()).await,
+            Ok(Ok(()))
+        )
     }
 }
 
@@ -139,7 +152,9 @@ async fn follow(
         if registry.is_settling() {
             due = Some(Instant::now() + SETTLE_TIME);
         }
-        if changed(&summary) || publisher.borrow().folder_error.as_deref() != registry.folder_error() {
+        if changed(&summary)
+            || publisher.borrow().folder_error.as_deref() != registry.folder_error()
+        {
             publisher.send_replace(Arc::new(Snapshot::of(&registry)));
         }
     }

@@ -87,7 +87,14 @@ fn uuid_text(raw: &[u8]) -> Result<String, String> {
         return Err("a uuid must be 16 bytes".into());
     }
     let hex = hex::encode(raw);
-    Ok(format!("{}-{}-{}-{}-{}", &hex[0..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..]))
+    Ok(format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    ))
 }
 
 /// Days and microseconds in PostgreSQL's binary formats count from this day.
@@ -166,7 +173,8 @@ pub fn numeric_to_f64(raw: &[u8]) -> Result<f64, String> {
     // The last base-10000 digit has weight `weight - (digit_count - 1)`.
     let exponent = 4 * (i64::from(weight) - (digit_count as i64 - 1));
     text.push_str(&format!("e{exponent}"));
-    text.parse::<f64>().map_err(|error| format!("cannot convert numeric: {error}"))
+    text.parse::<f64>()
+        .map_err(|error| format!("cannot convert numeric: {error}"))
 }
 
 /// A query parameter with the PostgreSQL type its case is sent as.
@@ -282,11 +290,19 @@ mod tests {
         // 0.69 is one digit 6900 with weight -1.
         assert_eq!(numeric_to_f64(&numeric(&[6900], -1, 0, 2)).unwrap(), 0.69);
         // 12345.678 is 1, 2345, 6780 with weight 1.
-        assert_eq!(numeric_to_f64(&numeric(&[1, 2345, 6780], 1, 0, 3)).unwrap(), 12345.678);
+        assert_eq!(
+            numeric_to_f64(&numeric(&[1, 2345, 6780], 1, 0, 3)).unwrap(),
+            12345.678
+        );
         assert_eq!(numeric_to_f64(&numeric(&[7], 0, 0x4000, 0)).unwrap(), -7.0);
         assert_eq!(numeric_to_f64(&numeric(&[], 0, 0, 0)).unwrap(), 0.0);
-        assert!(numeric_to_f64(&numeric(&[], 0, 0xC000, 0)).unwrap().is_nan());
-        assert_eq!(numeric_to_f64(&numeric(&[], 0, 0xD000, 0)).unwrap(), f64::INFINITY);
+        assert!(numeric_to_f64(&numeric(&[], 0, 0xC000, 0))
+            .unwrap()
+            .is_nan());
+        assert_eq!(
+            numeric_to_f64(&numeric(&[], 0, 0xD000, 0)).unwrap(),
+            f64::INFINITY
+        );
     }
 
     #[test]
@@ -300,10 +316,22 @@ mod tests {
     fn timestamps_render_with_and_without_zone() {
         let micros: i64 = 86_400 * 1_000_000 + 512_000;
         let raw = micros.to_be_bytes();
-        assert_eq!(timestamp_text(&raw, false).unwrap(), "2000-01-02T00:00:00.512");
-        assert_eq!(timestamp_text(&raw, true).unwrap(), "2000-01-02T00:00:00.512Z");
-        assert_eq!(timestamp_text(&i64::MAX.to_be_bytes(), true).unwrap(), "infinity");
-        assert_eq!(timestamp_text(&i64::MIN.to_be_bytes(), false).unwrap(), "-infinity");
+        assert_eq!(
+            timestamp_text(&raw, false).unwrap(),
+            "2000-01-02T00:00:00.512"
+        );
+        assert_eq!(
+            timestamp_text(&raw, true).unwrap(),
+            "2000-01-02T00:00:00.512Z"
+        );
+        assert_eq!(
+            timestamp_text(&i64::MAX.to_be_bytes(), true).unwrap(),
+            "infinity"
+        );
+        assert_eq!(
+            timestamp_text(&i64::MIN.to_be_bytes(), false).unwrap(),
+            "-infinity"
+        );
     }
 
     #[test]

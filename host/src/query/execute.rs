@@ -54,14 +54,23 @@ pub async fn run(
     // A pooled connection may have been closed by the server since its
     // last use without the client noticing yet; such a connection fails
     // at BEGIN, before the query ran, so one retry on a fresh one is safe.
-    let mut connection = database.connection().await.map_err(QueryError::Unavailable)?;
+    let mut connection = database
+        .connection()
+        .await
+        .map_err(QueryError::Unavailable)?;
     if let Err(error) = connection.batch_execute(&begin).await {
         if !error.is_closed() {
             return Err(map_error(&error, settings));
         }
         crate::db::discard(connection);
-        connection = database.connection().await.map_err(QueryError::Unavailable)?;
-        connection.batch_execute(&begin).await.map_err(|error| map_error(&error, settings))?;
+        connection = database
+            .connection()
+            .await
+            .map_err(QueryError::Unavailable)?;
+        connection
+            .batch_execute(&begin)
+            .await
+            .map_err(|error| map_error(&error, settings))?;
     }
     let client: &tokio_postgres::Client = &connection;
 
@@ -100,7 +109,12 @@ async fn fetch_rows(
     limits: ResultLimits,
     settings: &QuerySettings,
 ) -> Result<QueryResult, QueryError> {
-    let typed = params.iter().map(|param| (param as &(dyn tokio_postgres::types::ToSql + Sync), param.pg_type()));
+    let typed = params.iter().map(|param| {
+        (
+            param as &(dyn tokio_postgres::types::ToSql + Sync),
+            param.pg_type(),
+        )
+    });
     let stream = client
         .query_typed_raw(sql, typed)
         .await
@@ -110,7 +124,11 @@ async fn fetch_rows(
     let mut columns: Option<Vec<String>> = None;
     let mut rows = Vec::new();
     let mut bytes: u64 = 0;
-    while let Some(row) = stream.try_next().await.map_err(|error| map_error(&error, settings))? {
+    while let Some(row) = stream
+        .try_next()
+        .await
+        .map_err(|error| map_error(&error, settings))?
+    {
         if columns.is_none() {
             columns = Some(row.columns().iter().map(|c| c.name().to_string()).collect());
         }
@@ -132,11 +150,12 @@ async fn fetch_rows(
 
         let mut values = Vec::with_capacity(row.len());
         for (index, column) in row.columns().iter().enumerate() {
-            let raw: RawValue = row
-                .try_get(index)
-                .map_err(|error| QueryError::Invalid(format!("column {}: {error}", column.name())))?;
-            let value = to_sql_value(column.type_(), raw.0)
-                .map_err(|reason| QueryError::Invalid(format!("column {}: {reason}", column.name())))?;
+            let raw: RawValue = row.try_get(index).map_err(|error| {
+                QueryError::Invalid(format!("column {}: {error}", column.name()))
+            })?;
+            let value = to_sql_value(column.type_(), raw.0).map_err(|reason| {
+                QueryError::Invalid(format!("column {}: {reason}", column.name()))
+            })?;
             values.push(value);
         }
         rows.push(values);
@@ -145,7 +164,10 @@ async fn fetch_rows(
     // A result with no rows still has columns, but the row stream only
     // carries them on rows; detectors look up columns by name in rows, so an
     // empty list loses nothing.
-    Ok(QueryResult { columns: columns.unwrap_or_default(), rows })
+    Ok(QueryResult {
+        columns: columns.unwrap_or_default(),
+        rows,
+    })
 }
 
 async fn cancel(client: &tokio_postgres::Client) {
@@ -177,7 +199,9 @@ pub fn map_error(error: &tokio_postgres::Error, settings: &QuerySettings) -> Que
     } else if *code == SqlState::READ_ONLY_SQL_TRANSACTION {
         QueryError::Denied(format!("{message}; detector queries run read-only"))
     } else if *code == SqlState::INSUFFICIENT_PRIVILEGE {
-        QueryError::Denied(format!("{message}; the daemon's database role lacks the privilege"))
+        QueryError::Denied(format!(
+            "{message}; the daemon's database role lacks the privilege"
+        ))
     } else if code.code().starts_with("08") || code.code().starts_with("57P") {
         QueryError::Unavailable(message.to_string())
     } else {

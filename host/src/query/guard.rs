@@ -11,8 +11,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
-    Expr, ObjectName, ObjectNamePart, Query, SetExpr, Statement,
-    TableFactor, Visit, Visitor,
+    Expr, ObjectName, ObjectNamePart, Query, SetExpr, Statement, TableFactor, Visit, Visitor,
 };
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::Parser;
@@ -28,50 +27,189 @@ pub const MAX_SQL_BYTES: usize = 64 * 1024;
 /// arguments (`repeat`, `lpad`, `rpad`) are left out.
 const ALLOWED_FUNCTIONS: &[&str] = &[
     // Aggregates.
-    "count", "sum", "avg", "min", "max", "bool_and", "bool_or", "every", "array_agg",
-    "string_agg", "json_agg", "jsonb_agg", "json_object_agg", "jsonb_object_agg",
-    "percentile_cont", "percentile_disc", "mode", "stddev", "stddev_pop", "stddev_samp",
-    "variance", "var_pop", "var_samp", "corr", "covar_pop", "covar_samp", "regr_slope",
+    "count",
+    "sum",
+    "avg",
+    "min",
+    "max",
+    "bool_and",
+    "bool_or",
+    "every",
+    "array_agg",
+    "string_agg",
+    "json_agg",
+    "jsonb_agg",
+    "json_object_agg",
+    "jsonb_object_agg",
+    "percentile_cont",
+    "percentile_disc",
+    "mode",
+    "stddev",
+    "stddev_pop",
+    "stddev_samp",
+    "variance",
+    "var_pop",
+    "var_samp",
+    "corr",
+    "covar_pop",
+    "covar_samp",
+    "regr_slope",
     // Window functions.
-    "row_number", "rank", "dense_rank", "percent_rank", "cume_dist", "ntile", "lag", "lead",
-    "first_value", "last_value", "nth_value",
+    "row_number",
+    "rank",
+    "dense_rank",
+    "percent_rank",
+    "cume_dist",
+    "ntile",
+    "lag",
+    "lead",
+    "first_value",
+    "last_value",
+    "nth_value",
     // Date and time.
-    "now", "current_timestamp", "current_date", "current_time", "localtime", "localtimestamp",
-    "statement_timestamp", "transaction_timestamp", "clock_timestamp", "date_trunc",
-    "date_part", "date_bin", "extract", "age", "make_interval", "make_date", "make_time",
-    "make_timestamp", "make_timestamptz", "to_timestamp", "to_char", "to_date", "to_number",
-    "justify_days", "justify_hours", "justify_interval", "isfinite", "timezone",
+    "now",
+    "current_timestamp",
+    "current_date",
+    "current_time",
+    "localtime",
+    "localtimestamp",
+    "statement_timestamp",
+    "transaction_timestamp",
+    "clock_timestamp",
+    "date_trunc",
+    "date_part",
+    "date_bin",
+    "extract",
+    "age",
+    "make_interval",
+    "make_date",
+    "make_time",
+    "make_timestamp",
+    "make_timestamptz",
+    "to_timestamp",
+    "to_char",
+    "to_date",
+    "to_number",
+    "justify_days",
+    "justify_hours",
+    "justify_interval",
+    "isfinite",
+    "timezone",
     // Strings.
-    "length", "char_length", "character_length", "octet_length", "bit_length", "lower",
-    "upper", "initcap", "left", "right", "substr", "substring", "trim", "btrim", "ltrim",
-    "rtrim", "replace", "split_part", "strpos", "position", "concat", "concat_ws", "format",
-    "md5", "reverse", "translate", "regexp_replace", "regexp_match", "regexp_like",
-    "starts_with", "string_to_array", "array_to_string", "to_hex", "ascii", "chr",
-    "quote_literal", "quote_nullable",
+    "length",
+    "char_length",
+    "character_length",
+    "octet_length",
+    "bit_length",
+    "lower",
+    "upper",
+    "initcap",
+    "left",
+    "right",
+    "substr",
+    "substring",
+    "trim",
+    "btrim",
+    "ltrim",
+    "rtrim",
+    "replace",
+    "split_part",
+    "strpos",
+    "position",
+    "concat",
+    "concat_ws",
+    "format",
+    "md5",
+    "reverse",
+    "translate",
+    "regexp_replace",
+    "regexp_match",
+    "regexp_like",
+    "starts_with",
+    "string_to_array",
+    "array_to_string",
+    "to_hex",
+    "ascii",
+    "chr",
+    "quote_literal",
+    "quote_nullable",
     // Math.
-    "abs", "ceil", "ceiling", "floor", "round", "trunc", "sign", "sqrt", "cbrt", "power",
-    "pow", "exp", "ln", "log", "log10", "mod", "div", "width_bucket", "pi", "degrees",
-    "radians", "random", "scale",
+    "abs",
+    "ceil",
+    "ceiling",
+    "floor",
+    "round",
+    "trunc",
+    "sign",
+    "sqrt",
+    "cbrt",
+    "power",
+    "pow",
+    "exp",
+    "ln",
+    "log",
+    "log10",
+    "mod",
+    "div",
+    "width_bucket",
+    "pi",
+    "degrees",
+    "radians",
+    "random",
+    "scale",
     // Conditionals.
-    "coalesce", "nullif", "greatest", "least",
+    "coalesce",
+    "nullif",
+    "greatest",
+    "least",
     // JSON.
-    "to_json", "to_jsonb", "row_to_json", "json_build_object", "jsonb_build_object",
-    "json_build_array", "jsonb_build_array", "json_extract_path_text",
-    "jsonb_extract_path_text", "json_array_length", "jsonb_array_length", "json_typeof",
+    "to_json",
+    "to_jsonb",
+    "row_to_json",
+    "json_build_object",
+    "jsonb_build_object",
+    "json_build_array",
+    "jsonb_build_array",
+    "json_extract_path_text",
+    "jsonb_extract_path_text",
+    "json_array_length",
+    "jsonb_array_length",
+    "json_typeof",
     "jsonb_typeof",
     // Arrays and sets.
-    "array_length", "cardinality", "unnest", "array_position", "array_remove",
-    "array_append", "generate_series",
+    "array_length",
+    "cardinality",
+    "unnest",
+    "array_position",
+    "array_remove",
+    "array_append",
+    "generate_series",
 ];
 
 /// Function name prefixes and names that stay rejected even when the
 /// operator lists them in `query.allowed_functions`: they change server
 /// state, wait, take locks, read files or reach other servers.
 const NEVER_ALLOWED_PREFIXES: &[&str] = &[
-    "set_config", "pg_sleep", "pg_advisory", "pg_try_advisory", "pg_read_", "pg_ls_",
-    "pg_stat_file", "lo_", "dblink", "pg_terminate_backend", "pg_cancel_backend",
-    "pg_reload_conf", "pg_rotate_logfile", "pg_notify", "nextval", "setval",
-    "txid_current", "pg_current_xact_id", "current_setting", "pg_file",
+    "set_config",
+    "pg_sleep",
+    "pg_advisory",
+    "pg_try_advisory",
+    "pg_read_",
+    "pg_ls_",
+    "pg_stat_file",
+    "lo_",
+    "dblink",
+    "pg_terminate_backend",
+    "pg_cancel_backend",
+    "pg_reload_conf",
+    "pg_rotate_logfile",
+    "pg_notify",
+    "nextval",
+    "setval",
+    "txid_current",
+    "pg_current_xact_id",
+    "current_setting",
+    "pg_file",
 ];
 
 /// Schemas whose tables are system catalogs.
@@ -99,7 +237,11 @@ impl QueryGuard {
     pub fn new(declared_tables: &[String], settings: &QuerySettings) -> QueryGuard {
         QueryGuard {
             declared: declared_tables.iter().map(|t| normalize_table(t)).collect(),
-            allowed: settings.allowed_tables.iter().map(|t| normalize_table(t)).collect(),
+            allowed: settings
+                .allowed_tables
+                .iter()
+                .map(|t| normalize_table(t))
+                .collect(),
             extra_functions: settings.extra_functions.clone(),
             decisions: std::sync::Mutex::new(HashMap::new()),
         }
@@ -167,7 +309,9 @@ impl QueryGuard {
     fn check_table(&self, name: &str) -> Result<(), String> {
         let table = name.strip_prefix("public.").unwrap_or(name).to_string();
         if is_catalog(&table) {
-            return Err(format!("system catalog `{table}` is never readable by a detector"));
+            return Err(format!(
+                "system catalog `{table}` is never readable by a detector"
+            ));
         }
         if !self.declared.contains(&table) {
             return Err(format!(
@@ -186,7 +330,10 @@ impl QueryGuard {
     }
 
     fn check_function(&self, name: &str) -> Result<(), String> {
-        if NEVER_ALLOWED_PREFIXES.iter().any(|prefix| name.starts_with(prefix)) {
+        if NEVER_ALLOWED_PREFIXES
+            .iter()
+            .any(|prefix| name.starts_with(prefix))
+        {
             return Err(format!(
                 "function `{name}` is never allowed: it changes server state, waits, locks, \
                  or reads outside the allowed tables"
@@ -224,14 +371,18 @@ fn is_catalog(table: &str) -> bool {
         None => (None, table),
     };
     relation.starts_with("pg_")
-        || schema.is_some_and(|schema| CATALOG_SCHEMAS.contains(&schema) || schema.starts_with("pg_"))
+        || schema
+            .is_some_and(|schema| CATALOG_SCHEMAS.contains(&schema) || schema.starts_with("pg_"))
 }
 
 fn join_or_none(set: &BTreeSet<String>) -> String {
     if set.is_empty() {
         "none".to_string()
     } else {
-        set.iter().map(String::as_str).collect::<Vec<_>>().join(", ")
+        set.iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 
@@ -295,7 +446,9 @@ impl Visitor for Walker<'_> {
             );
         }
         if let SetExpr::Table(_) = query.body.as_ref() {
-            return ControlFlow::Break("write `SELECT * FROM table` instead of `TABLE table`".into());
+            return ControlFlow::Break(
+                "write `SELECT * FROM table` instead of `TABLE table`".into(),
+            );
         }
 
         let outer = self
@@ -312,10 +465,15 @@ impl Visitor for Walker<'_> {
             for (index, cte) in with.cte_tables.iter().enumerate() {
                 // In WITH RECURSIVE every CTE sees all of them; otherwise a
                 // CTE sees only the ones before it.
-                let visible_names = if with.recursive { &names[..] } else { &names[..index] };
+                let visible_names = if with.recursive {
+                    &names[..]
+                } else {
+                    &names[..index]
+                };
                 let mut scope = outer.clone();
                 scope.extend(visible_names.iter().cloned());
-                self.cte_scopes.insert(cte.query.as_ref() as *const Query, scope);
+                self.cte_scopes
+                    .insert(cte.query.as_ref() as *const Query, scope);
             }
             body_scope.extend(names);
         }
@@ -328,10 +486,7 @@ impl Visitor for Walker<'_> {
         ControlFlow::Continue(())
     }
 
-    fn pre_visit_select(
-        &mut self,
-        select: &sqlparser::ast::Select,
-    ) -> ControlFlow<String> {
+    fn pre_visit_select(&mut self, select: &sqlparser::ast::Select) -> ControlFlow<String> {
         if select.into.is_some() {
             return ControlFlow::Break("SELECT … INTO creates a table; detectors may not".into());
         }
@@ -348,7 +503,11 @@ impl Visitor for Walker<'_> {
 
     fn pre_visit_table_factor(&mut self, factor: &TableFactor) -> ControlFlow<String> {
         match factor {
-            TableFactor::Table { name, args: Some(_), .. } => {
+            TableFactor::Table {
+                name,
+                args: Some(_),
+                ..
+            } => {
                 let function = match object_name(name) {
                     Ok(function) => function,
                     Err(reason) => return ControlFlow::Break(reason),
@@ -383,7 +542,10 @@ impl Visitor for Walker<'_> {
     }
 
     fn pre_visit_relation(&mut self, relation: &ObjectName) -> ControlFlow<String> {
-        if self.function_tables.contains(&(relation as *const ObjectName)) {
+        if self
+            .function_tables
+            .contains(&(relation as *const ObjectName))
+        {
             return ControlFlow::Continue(());
         }
         let name = match object_name(relation) {

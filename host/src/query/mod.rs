@@ -16,8 +16,12 @@ use thiserror::Error;
 
 /// Tables detectors may read unless the operator sets `query.allowed_tables`:
 /// the federation's four tables.
-pub const DEFAULT_ALLOWED_TABLES: [&str; 4] =
-    ["council_votes", "jr_work_queue", "duyuktv_tickets", "thermal_memory_archive"];
+pub const DEFAULT_ALLOWED_TABLES: [&str; 4] = [
+    "council_votes",
+    "jr_work_queue",
+    "duyuktv_tickets",
+    "thermal_memory_archive",
+];
 
 /// Operator settings of the query capability.
 #[derive(Debug, Clone, PartialEq)]
@@ -35,7 +39,10 @@ pub struct QuerySettings {
 impl Default for QuerySettings {
     fn default() -> QuerySettings {
         QuerySettings {
-            allowed_tables: DEFAULT_ALLOWED_TABLES.iter().map(|t| t.to_string()).collect(),
+            allowed_tables: DEFAULT_ALLOWED_TABLES
+                .iter()
+                .map(|t| t.to_string())
+                .collect(),
             extra_functions: BTreeSet::new(),
             statement_timeout: Duration::from_secs(5),
             lock_timeout: Duration::from_secs(1),

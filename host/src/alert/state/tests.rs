@@ -30,25 +30,36 @@ fn ran(findings: &[FindingRecord]) -> DetectorOutcome {
 }
 
 fn outcomes(items: &[(&str, DetectorOutcome)]) -> BTreeMap<String, DetectorOutcome> {
-    items.iter().map(|(name, outcome)| (name.to_string(), outcome.clone())).collect()
+    items
+        .iter()
+        .map(|(name, outcome)| (name.to_string(), outcome.clone()))
+        .collect()
 }
 
 fn start() -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339("2026-02-18T14:00:00Z").unwrap().with_timezone(&Utc)
+    DateTime::parse_from_rfc3339("2026-02-18T14:00:00Z")
+        .unwrap()
+        .with_timezone(&Utc)
 }
 
 #[test]
 fn new_signal_alerts_once() {
     let mut state = AlertState::default();
     let now = start();
-    let cycle = outcomes(&[("dlq-depth", ran(&[finding("dlq-depth", 7.0)])), ("stale", ran(&[]))]);
+    let cycle = outcomes(&[
+        ("dlq-depth", ran(&[finding("dlq-depth", 7.0)])),
+        ("stale", ran(&[])),
+    ]);
 
     let plan = state.plan(&cycle, &[], &settings(), now);
     assert_eq!(plan.new, vec!["dlq-depth/dlq-depth"]);
     assert_eq!(plan.messages, vec![MessageKind::Basin]);
 
     let plan = state.plan(&cycle, &[], &settings(), now + TimeDelta::minutes(5));
-    assert!(plan.messages.is_empty(), "an unchanged basin is not repeated at once: {plan:?}");
+    assert!(
+        plan.messages.is_empty(),
+        "an unchanged basin is not repeated at once: {plan:?}"
+    );
     assert_eq!(state.outbox.len(), 1);
 }
 
@@ -62,13 +73,20 @@ fn unchanged_basin_repeats_after_interval() {
     assert!(plan.messages.is_empty());
     let plan = state.plan(&cycle, &[], &settings(), start() + TimeDelta::hours(4));
     assert_eq!(plan.messages, vec![MessageKind::Basin]);
-    assert!(state.outbox[1].parts[0].contains("still present"), "{}", state.outbox[1].parts[0]);
+    assert!(
+        state.outbox[1].parts[0].contains("still present"),
+        "{}",
+        state.outbox[1].parts[0]
+    );
 }
 
 #[test]
 fn zero_repeat_interval_alerts_every_cycle() {
     let mut state = AlertState::default();
-    let settings = AlertSettings { repeat_interval: Duration::ZERO, ..settings() };
+    let settings = AlertSettings {
+        repeat_interval: Duration::ZERO,
+        ..settings()
+    };
     let cycle = outcomes(&[("dlq-depth", ran(&[finding("dlq-depth", 7.0)]))]);
     for minute in 0..3 {
         let plan = state.plan(&cycle, &[], &settings, start() + TimeDelta::minutes(minute));
@@ -79,7 +97,12 @@ fn zero_repeat_interval_alerts_every_cycle() {
 #[test]
 fn worse_severity_alerts_again_and_better_does_not() {
     let mut state = AlertState::default();
-    state.plan(&outcomes(&[("dlq-depth", ran(&[finding("dlq-depth", 7.0)]))]), &[], &settings(), start());
+    state.plan(
+        &outcomes(&[("dlq-depth", ran(&[finding("dlq-depth", 7.0)]))]),
+        &[],
+        &settings(),
+        start(),
+    );
 
     let plan = state.plan(
         &outcomes(&[("dlq-depth", ran(&[finding("dlq-depth", 6.0)]))]),
@@ -112,7 +135,12 @@ fn worse_severity_alerts_again_and_better_does_not() {
 #[test]
 fn cleared_signal_sends_one_resolved() {
     let mut state = AlertState::default();
-    state.plan(&outcomes(&[("dlq-depth", ran(&[finding("dlq-depth", 7.0)]))]), &[], &settings(), start());
+    state.plan(
+        &outcomes(&[("dlq-depth", ran(&[finding("dlq-depth", 7.0)]))]),
+        &[],
+        &settings(),
+        start(),
+    );
 
     let clean = outcomes(&[("dlq-depth", ran(&[]))]);
     let plan = state.plan(&clean, &[], &settings(), start() + TimeDelta::minutes(5));
@@ -125,9 +153,22 @@ fn cleared_signal_sends_one_resolved() {
 #[test]
 fn resolved_can_be_turned_off() {
     let mut state = AlertState::default();
-    let settings = AlertSettings { send_resolved: false, ..settings() };
-    state.plan(&outcomes(&[("dlq-depth", ran(&[finding("dlq-depth", 7.0)]))]), &[], &settings, start());
-    let plan = state.plan(&outcomes(&[("dlq-depth", ran(&[]))]), &[], &settings, start());
+    let settings = AlertSettings {
+        send_resolved: false,
+        ..settings()
+    };
+    state.plan(
+        &outcomes(&[("dlq-depth", ran(&[finding("dlq-depth", 7.0)]))]),
+        &[],
+        &settings,
+        start(),
+    );
+    let plan = state.plan(
+        &outcomes(&[("dlq-depth", ran(&[]))]),
+        &[],
+        &settings,
+        start(),
+    );
     assert_eq!(plan.cleared.len(), 1);
     assert!(plan.messages.is_empty());
 }
@@ -135,7 +176,12 @@ fn resolved_can_be_turned_off() {
 #[test]
 fn failed_detector_does_not_clear_its_signal() {
     let mut state = AlertState::default();
-    state.plan(&outcomes(&[("dlq-depth", ran(&[finding("dlq-depth", 7.0)]))]), &[], &settings(), start());
+    state.plan(
+        &outcomes(&[("dlq-depth", ran(&[finding("dlq-depth", 7.0)]))]),
+        &[],
+        &settings(),
+        start(),
+    );
 
     let failed = outcomes(&[("dlq-depth", DetectorOutcome::Failed("trapped".into()))]);
     let plan = state.plan(&failed, &[], &settings(), start() + TimeDelta::minutes(5));
@@ -157,20 +203,36 @@ fn failed_detector_does_not_clear_its_signal() {
 #[test]
 fn repeated_failures_report_blind_spot_once_then_recovery() {
     let mut state = AlertState::default();
-    let failed = outcomes(&[("dlq-depth", DetectorOutcome::Failed("deadline exceeded".into()))]);
+    let failed = outcomes(&[(
+        "dlq-depth",
+        DetectorOutcome::Failed("deadline exceeded".into()),
+    )]);
     let mut kinds = Vec::new();
     for minute in 0..5 {
-        let plan = state.plan(&failed, &[], &settings(), start() + TimeDelta::minutes(minute));
+        let plan = state.plan(
+            &failed,
+            &[],
+            &settings(),
+            start() + TimeDelta::minutes(minute),
+        );
         kinds.push(plan.messages.clone());
         if minute == 2 {
             assert_eq!(plan.blind, vec!["dlq-depth"]);
         }
     }
     let health: usize = kinds.iter().map(|k| k.len()).sum();
-    assert_eq!(health, 1, "one blind-spot message for five failures: {kinds:?}");
+    assert_eq!(
+        health, 1,
+        "one blind-spot message for five failures: {kinds:?}"
+    );
     assert!(state.outbox[0].parts[0].contains("failed 3 cycles in a row"));
 
-    let plan = state.plan(&outcomes(&[("dlq-depth", ran(&[]))]), &[], &settings(), start() + TimeDelta::minutes(6));
+    let plan = state.plan(
+        &outcomes(&[("dlq-depth", ran(&[]))]),
+        &[],
+        &settings(),
+        start() + TimeDelta::minutes(6),
+    );
     assert_eq!(plan.recovered, vec!["dlq-depth"]);
     assert_eq!(plan.messages, vec![MessageKind::DetectorHealth]);
     assert!(state.outbox[1].parts[0].contains("running again"));
@@ -182,7 +244,12 @@ fn short_failure_run_is_not_reported() {
     let failed = outcomes(&[("dlq-depth", DetectorOutcome::Failed("x".into()))]);
     state.plan(&failed, &[], &settings(), start());
     state.plan(&failed, &[], &settings(), start());
-    let plan = state.plan(&outcomes(&[("dlq-depth", ran(&[]))]), &[], &settings(), start());
+    let plan = state.plan(
+        &outcomes(&[("dlq-depth", ran(&[]))]),
+        &[],
+        &settings(),
+        start(),
+    );
     assert!(plan.recovered.is_empty());
     assert!(state.outbox.is_empty());
 }
@@ -190,7 +257,12 @@ fn short_failure_run_is_not_reported() {
 #[test]
 fn unloaded_detector_signal_is_forgotten_silently() {
     let mut state = AlertState::default();
-    state.plan(&outcomes(&[("dlq-depth", ran(&[finding("dlq-depth", 7.0)]))]), &[], &settings(), start());
+    state.plan(
+        &outcomes(&[("dlq-depth", ran(&[finding("dlq-depth", 7.0)]))]),
+        &[],
+        &settings(),
+        start(),
+    );
     let plan = state.plan(&outcomes(&[]), &[], &settings(), start());
     assert!(plan.cleared.is_empty());
     assert!(plan.messages.is_empty());
@@ -200,7 +272,12 @@ fn unloaded_detector_signal_is_forgotten_silently() {
 #[test]
 fn state_round_trips_through_json() {
     let mut state = AlertState::default();
-    state.plan(&outcomes(&[("dlq-depth", ran(&[finding("dlq-depth", 7.0)]))]), &[], &settings(), start());
+    state.plan(
+        &outcomes(&[("dlq-depth", ran(&[finding("dlq-depth", 7.0)]))]),
+        &[],
+        &settings(),
+        start(),
+    );
     let json = serde_json::to_string(&state).unwrap();
     let back: AlertState = serde_json::from_str(&json).unwrap();
     assert_eq!(back, state);
@@ -209,7 +286,10 @@ fn state_round_trips_through_json() {
 #[test]
 fn outbox_is_bounded() {
     let mut state = AlertState::default();
-    let settings = AlertSettings { repeat_interval: Duration::ZERO, ..settings() };
+    let settings = AlertSettings {
+        repeat_interval: Duration::ZERO,
+        ..settings()
+    };
     let cycle = outcomes(&[("dlq-depth", ran(&[finding("dlq-depth", 7.0)]))]);
     for minute in 0..(MAX_OUTBOX as i64 + 5) {
         state.plan(&cycle, &[], &settings, start() + TimeDelta::minutes(minute));

@@ -56,7 +56,8 @@ fn writes_are_denied() {
 
 #[test]
 fn data_modifying_cte_is_denied() {
-    let reason = denied("WITH gone AS (DELETE FROM jr_work_queue RETURNING *) SELECT count(*) FROM gone");
+    let reason =
+        denied("WITH gone AS (DELETE FROM jr_work_queue RETURNING *) SELECT count(*) FROM gone");
     assert!(reason.contains("modifies data"), "{reason}");
 }
 
@@ -81,7 +82,10 @@ fn several_statements_are_denied() {
 #[test]
 fn undeclared_table_is_denied_with_declared_list() {
     let reason = denied("SELECT * FROM duyuktv_tickets");
-    assert!(reason.contains("`duyuktv_tickets` is not declared"), "{reason}");
+    assert!(
+        reason.contains("`duyuktv_tickets` is not declared"),
+        "{reason}"
+    );
     assert!(reason.contains("council_votes, jr_work_queue"), "{reason}");
 }
 
@@ -149,7 +153,10 @@ fn operator_cannot_allow_never_allowed_function() {
     let mut settings = QuerySettings::default();
     settings.extra_functions.insert("pg_sleep".into());
     let guard = QueryGuard::new(&["jr_work_queue".to_string()], &settings);
-    assert!(matches!(guard.check("SELECT pg_sleep(1)"), Err(QueryError::Denied(_))));
+    assert!(matches!(
+        guard.check("SELECT pg_sleep(1)"),
+        Err(QueryError::Denied(_))
+    ));
 }
 
 #[test]
@@ -163,9 +170,8 @@ fn functions_in_subqueries_and_from_are_checked() {
 fn cte_cannot_hide_a_forward_table_reference() {
     // Without RECURSIVE, `pg_authid` inside the first CTE is the catalog,
     // not the CTE defined after it.
-    let reason = denied(
-        "WITH a AS (SELECT * FROM pg_authid), pg_authid AS (SELECT 1) SELECT * FROM a",
-    );
+    let reason =
+        denied("WITH a AS (SELECT * FROM pg_authid), pg_authid AS (SELECT 1) SELECT * FROM a");
     assert!(reason.contains("system catalog"), "{reason}");
     let reason = denied(
         "WITH a AS (SELECT * FROM duyuktv_tickets), duyuktv_tickets AS (SELECT 1) SELECT * FROM a",
@@ -204,7 +210,10 @@ fn quoted_identifiers_keep_case() {
 
 #[test]
 fn unparsable_text_is_invalid() {
-    assert!(matches!(guard().check("SELEKT 1"), Err(QueryError::Invalid(_))));
+    assert!(matches!(
+        guard().check("SELEKT 1"),
+        Err(QueryError::Invalid(_))
+    ));
 }
 
 #[test]
@@ -218,6 +227,9 @@ fn remembered_decision_matches_first() {
     let guard = guard();
     for _ in 0..3 {
         assert!(guard.check("SELECT count(*) FROM jr_work_queue").is_ok());
-        assert!(matches!(guard.check("SELECT pg_sleep(1)"), Err(QueryError::Denied(_))));
+        assert!(matches!(
+            guard.check("SELECT pg_sleep(1)"),
+            Err(QueryError::Denied(_))
+        ));
     }
 }
