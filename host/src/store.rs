@@ -4,8 +4,8 @@
 //! `tpm_autonomic_state` is the copy every daemon of a deployment can read,
 //! so a standby that takes over knows what the leader already sent. A file
 //! in the state folder is the copy that survives a restart while the
-//! database is down. Each save bumps the state's generation; on loading,
-//! the copy with the higher generation wins.
+//! database is down. Each save stamps the state with the time (and bumps
+//! its generation); on loading, the copy saved last wins.
 //!
 //! The table is created when it is missing; an operator whose daemon role
 //! may not create tables creates it by hand with [`CREATE_TABLE`].
@@ -29,6 +29,20 @@ CREATE TABLE IF NOT EXISTS tpm_autonomic_state (
 
 /// Time allowed for one save or load in the database.
 const DATABASE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Picks the copy saved last; the generation breaks a tie.
+fn newer(file: Option<AlertState>, table: Option<AlertState>) -> Option<AlertState> {
+    match (file, table) {
+        (Some(file), Some(table)) => {
+            if (file.saved_at, file.generation) > (table.saved_at, table.generation) {
+                Some(file)
+            } else {
+                Some(table)
+            }
+        }
+        (file, table) => table.or(file),
+    }
+}
 
 /// Saves and loads the alert state of one deployment.
 #[derive(Debug, Clone)]
@@ -73,12 +87,7 @@ impl StateStore {
                 None
             }
         };
-        match (from_file, from_database) {
-            (Some(file), Some(table)) if file.generation > table.generation => file,
-            (_, Some(table)) => table,
-            (Some(file), None) => file,
-            (None, None) => AlertState::default(),
-        }
+        newer(from_file, from_database).unwrap_or_default()
     }
 
     fn load_file(&self) -> Option<AlertState> {
@@ -151,6 +160,7 @@ impl StateStore {
     /// until the next save succeeds.
     pub async fn save(&mut self, state: &mut AlertState, database: Option<&Database>) -> bool {
         state.generation += 1;
+        state.saved_at = Some(chrono::Utc::now());
         let mut saved = self.save_file(state);
         if let Some(database) = database {
             match self.save_database(database, state).await {
@@ -209,5 +219,40 @@ impl StateStore {
             Ok(Err(error)) => Err(db::describe_error(&error)),
             Err(_) => Err("timed out saving the alert state".into()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{TimeZone, Utc};
+
+    use super::*;
+
+    fn state(generation: u64, minute: u32) -> AlertState {
+        AlertState {
+            generation,
+            saved_at: Some(Utc.with_ymd_and_hms(2026, 2, 18, 14, minute, 0).unwrap()),
+            ..AlertState::default()
+        }
+    }
+
+    #[test]
+    fn later_copy_wins_over_higher_generation() {
+        // A file from an earlier turn as leader, with a higher generation.
+        let picked = newer(Some(state(500, 1)), Some(state(100, 30))).unwrap();
+        assert_eq!(picked.generation, 100);
+    }
+
+    #[test]
+    fn file_wins_when_saved_later() {
+        let picked = newer(Some(state(101, 31)), Some(state(100, 30))).unwrap();
+        assert_eq!(picked.generation, 101);
+    }
+
+    #[test]
+    fn single_copy_is_taken() {
+        assert_eq!(newer(None, Some(state(3, 0))).unwrap().generation, 3);
+        assert_eq!(newer(Some(state(4, 0)), None).unwrap().generation, 4);
+        assert!(newer(None, None).is_none());
     }
 }

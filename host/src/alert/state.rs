@@ -93,8 +93,13 @@ pub struct OutboxMessage {
 /// Everything the daemon must remember between cycles and restarts.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct AlertState {
-    /// Increases with every saved change; of two copies the higher wins.
+    /// Increases with every saved change.
     pub generation: u64,
+    /// When this copy was saved. Of two copies the later one wins, so a
+    /// state file left from a daemon's earlier turn as leader never
+    /// replaces the database's newer copy.
+    #[serde(default)]
+    pub saved_at: Option<DateTime<Utc>>,
     /// Active basin signals by `plugin/signal`.
     pub active: BTreeMap<String, ActiveSignal>,
     /// When the last basin alert was created.
