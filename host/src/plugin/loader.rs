@@ -179,7 +179,7 @@ pub fn check_world(engine: &Engine, component: &Component) -> Result<String, Loa
                 "wrong-world",
                 format!(
                     "the component does not export `{expected}`; it is not a detector (build it \
-                     against the `detector` world in wit/ of this host)"
+                     against the `basin-detector` world in wit/ of this host)"
                 ),
             ))
         }
