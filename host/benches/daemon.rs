@@ -45,6 +45,8 @@ struct Size {
     once_runs: usize,
     startup_runs: usize,
     many_plugins: usize,
+    middle_plugins: usize,
+    placements: usize,
     memory_cycles: usize,
     plugin_counts: &'static [usize],
     plugin_cycles: usize,
@@ -56,6 +58,8 @@ const FULL: Size = Size {
     once_runs: 21,
     startup_runs: 5,
     many_plugins: 100,
+    middle_plugins: 50,
+    placements: 10,
     memory_cycles: 2000,
     plugin_counts: &[1, 10, 100],
     plugin_cycles: 30,
@@ -67,6 +71,8 @@ const SMOKE: Size = Size {
     once_runs: 2,
     startup_runs: 1,
     many_plugins: 10,
+    middle_plugins: 5,
+    placements: 1,
     memory_cycles: 40,
     plugin_counts: &[1, 10],
     plugin_cycles: 3,
@@ -86,7 +92,7 @@ fn main() {
     };
     cases.retain(|c| c != "smoke");
     if cases.is_empty() {
-        cases = ["once", "startup", "memory", "plugins", "scale"]
+        cases = ["once", "startup", "placement", "memory", "plugins", "scale"]
             .map(String::from)
             .to_vec();
     }
@@ -100,9 +106,10 @@ fn main() {
             "memory" => runtime.block_on(memory(size)),
             "plugins" => runtime.block_on(plugins(size)),
             "scale" => runtime.block_on(scale(size)),
-            other => {
-                panic!("unknown case {other}; use once, startup, memory, plugins, scale or smoke")
-            }
+            "placement" => runtime.block_on(placement(size)),
+            other => panic!(
+                "unknown case {other}; use once, startup, memory, plugins, scale, placement or smoke"
+            ),
         }
     }
 }
@@ -309,6 +316,88 @@ async fn once(size: Size) {
     );
 }
 
+/// Time from a plugin file being placed (by rename, as the README says) in
+/// the folder of a running daemon until it is loaded and until its first
+/// run, with the five detectors running at a 100 ms interval.
+async fn placement(size: Size) {
+    let (_cluster, db) = sample_database("bench_placement").await;
+    let setup = Setup::new("bench-placement", &db);
+    setup.add(&DETECTORS);
+    let staging = TempFolder::new("bench-placement-staging");
+    let source = Setup::new("bench-placement-source", &db);
+    source.add_probes(size.placements, "SELECT 1 AS n");
+    let log = setup.folder.path().join("tpm.log");
+    let mut child = setup
+        .command(&["--interval", "0.1", "--dry-run", "--verbose"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut loaded = Vec::new();
+    let mut first_run = Vec::new();
+    wait_for_log(&log, "clean cycle", Duration::from_secs(60))
+        .or_else(|| wait_for_log(&log, "basin cycle", Duration::from_secs(60)));
+    for index in 0..size.placements {
+        let name = format!("bench-probe-{index:08}");
+        let file = format!("{name}.wasm");
+        let temporary = staging.path().join(&file);
+        std::fs::copy(source.plugins_dir().join(&file), &temporary).unwrap();
+        set_mode(&temporary, 0o644);
+        // A rename within one file system: the file appears whole.
+        let hidden = setup.plugins_dir().join(format!(".{file}.tmp"));
+        std::fs::copy(&temporary, &hidden).unwrap();
+        set_mode(&hidden, 0o644);
+        let placed = Instant::now();
+        std::fs::rename(&hidden, setup.plugins_dir().join(&file)).unwrap();
+        let load_line = format!("plugin loaded plugin={name} ");
+        let run_line = "detector finished";
+        let mut loaded_at = None;
+        let deadline = placed + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if loaded_at.is_none() && text.contains(&load_line) {
+                loaded_at = Some(placed.elapsed());
+            }
+            let ran = text
+                .lines()
+                .any(|l| l.contains(run_line) && l.contains(&format!("plugin={name}")));
+            if ran {
+                loaded.push(loaded_at.unwrap_or(placed.elapsed()).as_secs_f64() * 1000.0);
+                first_run.push(placed.elapsed().as_secs_f64() * 1000.0);
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let _ = child.wait();
+    println!(
+        "## From a plugin file placed to its first run ({} placements, 100 ms interval)\n",
+        first_run.len()
+    );
+    println!("| placed → loaded | placed → first run |\n|---|---|");
+    println!(
+        "| {} | {} |\n",
+        show(stats(loaded), "ms"),
+        show(stats(first_run), "ms")
+    );
+}
+
+fn wait_for_log(log: &std::path::Path, needle: &str, patience: Duration) -> Option<()> {
+    let deadline = Instant::now() + patience;
+    while Instant::now() < deadline {
+        if std::fs::read_to_string(log)
+            .unwrap_or_default()
+            .contains(needle)
+        {
+            return Some(());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
+}
+
 async fn startup(size: Size) {
     let (_cluster, db) = sample_database("bench_startup").await;
     println!(
@@ -317,7 +406,7 @@ async fn startup(size: Size) {
     );
     println!("Wall time of `--once` minus the cycle's own `elapsed_ms`.\n");
     println!("| plugins | cold (compiling) | warm (cached) |\n|---|---|---|");
-    for plugins in [5, size.many_plugins] {
+    for plugins in [5, size.middle_plugins, size.many_plugins] {
         let setup = Setup::new("bench-startup", &db);
         if plugins == 5 {
             setup.add(&DETECTORS);
