@@ -46,8 +46,8 @@ fi
 
 echo "==> Building the detectors"
 scripts/build-plugins.sh
-echo "==> Building the daemon (release)"
-cargo build --release --quiet -p tpm-autonomic
+echo "==> Building the daemon (release; about 5 minutes the first time)"
+cargo build --release -p tpm-autonomic
 daemon=${CARGO_TARGET_DIR:-$repo/target}/release/tpm-autonomic
 
 # initdb refuses to run as root, so as root the server runs as the postgres
@@ -104,7 +104,10 @@ echo "==> Loaded sample/schema.sql and sample/$data_file into federation on 127.
 
 echo "==> tpm-autonomic --once --verbose --dry-run"
 status=0
+# The compiled-plugin cache goes into the throwaway folder too, so the run
+# leaves nothing behind.
 TPM_DATABASE_URL="postgresql://tpm@127.0.0.1:$port/federation" \
+    TPM_CACHE_DIR="$folder/cache" \
     "$daemon" --once --verbose --dry-run --plugins-dir plugins \
     --log-file "$folder/logs/tpm_autonomic.log" || status=$?
 echo "==> tpm-autonomic exited with status $status"

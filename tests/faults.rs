@@ -321,7 +321,7 @@ async fn worse_basin_alerts_and_clear_resolves_once() {
     let texts = accepted(&telegram);
     assert_eq!(texts.len(), 3, "one resolved message, no more");
     assert!(texts[2].contains("resolved"), "{}", texts[2]);
-    assert!(texts[2].contains("dlq\\-depth/dlq\\-depth"), "{}", texts[2]);
+    assert!(texts[2].contains("Cleared: dlq\\-depth"), "{}", texts[2]);
     stop(running).await;
 }
 
@@ -662,4 +662,32 @@ async fn secrets_never_reach_logs_or_report() {
             "{expected:?} should appear among the failures"
         );
     }
+}
+
+#[tokio::test]
+async fn alert_waits_until_telegram_is_configured() {
+    let db = sample_db("telegram-later").await;
+    let mut daemon = Daemon::with_database("telegram-later", &db);
+    daemon.plugins(&DETECTORS);
+    let mut running = live(&daemon, "0.5");
+    running
+        .wait_for_lines(&["WARNING alert not sent: Telegram is not configured"], 1)
+        .await;
+    running.wait_for_lines(&["INFO basin cycle"], 3).await;
+    let finished = stop(running).await;
+    assert_eq!(
+        finished.stderr.matches("alert not sent").count(),
+        1,
+        "warned once, not every cycle"
+    );
+
+    // Configured at the next start: the basins already present are news.
+    let telegram = FakeTelegram::start().await;
+    daemon.telegram(&telegram);
+    let mut running = live(&daemon, "0.5");
+    running.wait_for_lines(&["INFO alert sent"], 1).await;
+    stop(running).await;
+    let texts = accepted(&telegram);
+    assert_eq!(texts.len(), 1, "{}", telegram.describe_requests());
+    assert!(texts[0].contains("🆕"), "{}", texts[0]);
 }

@@ -532,6 +532,59 @@ async fn writable_plugins_folder_is_refused() {
 }
 
 #[tokio::test]
+async fn writable_folder_stops_interval_start() {
+    let db = PgCluster::shared().database("writable-folder-live").await;
+    let mut daemon = Daemon::with_database("writable-folder-live", &db);
+    daemon.plugins(&["dlq-depth"]);
+    set_mode(&daemon.plugins_dir(), 0o777);
+
+    let mut running = daemon.spawn(&["--interval", "1"]);
+    let finished = running.wait_exit().await;
+    finished.assert_code(2);
+    assert!(
+        finished.stderr.contains("chmod go-w"),
+        "{}",
+        finished.describe()
+    );
+}
+
+#[tokio::test]
+async fn missing_plugins_folder_names_the_fix() {
+    let db = PgCluster::shared().database("missing-folder").await;
+    let daemon = Daemon::with_database("missing-folder", &db);
+    std::fs::remove_dir(daemon.plugins_dir()).unwrap();
+    let finished = daemon.run_once(&[]).await;
+    finished.assert_code(2);
+    assert!(
+        finished.stderr.contains("not found"),
+        "{}",
+        finished.describe()
+    );
+    assert!(
+        finished.stderr.contains("--plugins-dir"),
+        "{}",
+        finished.describe()
+    );
+}
+
+#[tokio::test]
+async fn settings_for_unknown_plugin_are_reported() {
+    let finished = run_alone(
+        "unknown-section",
+        "dlq-depth",
+        "[plugins.dlq-detph]\nthreshold = 7\n",
+    )
+    .await;
+    finished.assert_code(0);
+    let line = finished
+        .stderr
+        .lines()
+        .find(|line| line.contains("settings for a plugin that is not loaded"))
+        .unwrap_or_else(|| panic!("no warning\n{}", finished.describe()));
+    assert!(line.contains("plugin=dlq-detph"), "{line}");
+}
+
+#[tokio::test]
 async fn writable_plugin_file_is_refused() {
     let db = PgCluster::shared().database("writable-file").await;
     let mut daemon = Daemon::with_database("writable-file", &db);

@@ -417,3 +417,33 @@ async fn sighup_rescans_and_reopens_log() {
     running.signal(libc::SIGTERM);
     running.wait_exit().await.assert_code(0);
 }
+
+#[tokio::test]
+async fn fixed_permissions_load_without_sighup() {
+    let (daemon, mut running) = start_live("live-permissions", &["work-state"]).await;
+    let greeter = daemon.plugins_dir().join("greeter.wasm");
+    place(&component("greeter-v1"), &greeter);
+    // Made writable by the group just after it was placed, as a careless
+    // copy would leave it.
+    set_mode(&greeter, 0o664);
+    running
+        .wait_for_lines(
+            &[
+                "ERROR plugin failed to load",
+                "kind=untrusted",
+                "greeter.wasm",
+            ],
+            1,
+        )
+        .await;
+
+    set_mode(&greeter, 0o644);
+    running
+        .wait_for_lines(
+            &["INFO plugin loaded", "plugin=greeter", "version=1.0.0"],
+            1,
+        )
+        .await;
+    running.signal(libc::SIGTERM);
+    running.wait_exit().await.assert_code(0);
+}

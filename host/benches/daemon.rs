@@ -462,8 +462,9 @@ async fn memory(size: Size) {
         "## Memory over {} cycles at a 10 ms interval\n",
         size.memory_cycles
     );
-    println!("Mean RSS over the last hundred cycles of the first quarter, and over the");
-    println!("last hundred cycles of the run: the difference is the growth.\n");
+    println!("Mean RSS over the twentieth of the cycles that ends the first quarter");
+    println!("(cycles 400 to 500 of 2000), and over the last twentieth: the difference");
+    println!("is the growth.\n");
     println!("| plugins | peak RSS | RSS after the first quarter | RSS at the end | growth |\n|---|---|---|---|---|");
     for plugins in [5, size.many_plugins] {
         let setup = Setup::new("bench-memory", &db);
@@ -517,9 +518,21 @@ async fn memory(size: Size) {
                 .collect();
             values.iter().sum::<f64>() / values.len().max(1) as f64
         };
+        // The samples of the twentieth of the cycles that ends the first
+        // quarter, and of the last twentieth; at least the nearest sample.
         let window = (size.memory_cycles / 20).max(1);
-        let first = mean(quarter.saturating_sub(window)..quarter);
-        let last = mean(size.memory_cycles - window..usize::MAX);
+        let nearest = |cycle: usize| {
+            samples
+                .iter()
+                .min_by_key(|(cycles, _)| cycles.abs_diff(cycle))
+                .map_or(0.0, |s| s.1 as f64 / 1024.0)
+        };
+        let first = Some(mean(quarter.saturating_sub(window)..quarter + 1))
+            .filter(|m| *m > 0.0)
+            .unwrap_or_else(|| nearest(quarter));
+        let last = Some(mean(size.memory_cycles - window..usize::MAX))
+            .filter(|m| *m > 0.0)
+            .unwrap_or_else(|| nearest(size.memory_cycles));
         println!(
             "| {plugins} | {peak:.1} MiB | {first:.1} MiB | {last:.1} MiB | {:+.1} MiB |",
             last - first

@@ -24,16 +24,21 @@ const AFTER_HELP: &str = "\
 Exit status:
   0  every plugin loaded and ran without a failure (--once), or the daemon
      stopped on SIGTERM or SIGINT
-  1  at least one plugin failed to load or to run (--once)
-  2  invalid option, environment variable or configuration file, or a
-     plugins folder that cannot be read or that other users can write
+  1  at least one plugin failed to load or to run, or the plugins folder
+     has no plugin (--once)
+  2  invalid option, environment variable, secrets file or configuration
+     file, or a plugins folder that is missing, unreadable or writable by
+     other users
   3  the database could not be reached (--once)
 
 Database: TPM_DATABASE_URL, else the libpq variables PGHOST, PGPORT, PGUSER,
 PGDATABASE and PGPASSWORD; CHEROKEE_DB_HOST, CHEROKEE_DB_PORT,
 CHEROKEE_DB_NAME, CHEROKEE_DB_USER and CHEROKEE_DB_PASS are accepted when the
 libpq variable is not set.
-Telegram: TELEGRAM_BOT_TOKEN, TELEGRAM_CHIEF_CHAT_ID, TELEGRAM_API_BASE.";
+Telegram: TELEGRAM_BOT_TOKEN, TELEGRAM_CHIEF_CHAT_ID, TELEGRAM_API_BASE.
+Folders: TPM_CACHE_DIR (compiled plugins), TPM_STATE_DIR (alert state).
+Log levels: TPM_LOG, a tracing filter such as warn,tpm_autonomic=debug.
+An empty variable counts as unset.";
 
 /// Watches a federation's PostgreSQL database for basin signals with
 /// sandboxed WebAssembly detectors and alerts the Chief on Telegram.
@@ -44,7 +49,8 @@ pub struct Cli {
     #[arg(long)]
     pub once: bool,
 
-    /// Seconds between the starts of two cycles. Default: 300.
+    /// Seconds between the starts of two cycles (decimals and units such as
+    /// 5m allowed). Default: 300.
     #[arg(long, value_name = "SECONDS", env = env::POLL_INTERVAL)]
     pub interval: Option<String>,
 

@@ -145,7 +145,15 @@ pub fn discard(connection: Object) {
 /// connection parameters never appear in tokio-postgres's messages.
 pub fn describe_error(error: &tokio_postgres::Error) -> String {
     match error.as_db_error() {
-        Some(db_error) => format!("{} ({})", db_error.message(), db_error.code().code()),
+        Some(db_error) => {
+            let code = db_error.code().code();
+            let hint = match code {
+                "28P01" | "28000" => "; check the database user and password (PGUSER, PGPASSWORD)",
+                "3D000" => "; check the database name (PGDATABASE)",
+                _ => "",
+            };
+            format!("{} ({code}){hint}", db_error.message())
+        }
         None => crate::logging::error_chain(error),
     }
 }

@@ -33,6 +33,69 @@ const VERBOSE_FILTER: &str = "warn,tpm_autonomic=debug";
 #[derive(Debug, Clone, Copy, Default)]
 pub struct FederationFormat;
 
+/// Writes an event's fields as `key=value`, logfmt style: the message as it
+/// is, and a value with spaces, quotes or `=` in double quotes, so that a
+/// line splits into its fields without guessing.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LogfmtFields;
+
+impl<'writer> FormatFields<'writer> for LogfmtFields {
+    fn format_fields<R: tracing_subscriber::field::RecordFields>(
+        &self,
+        writer: Writer<'writer>,
+        fields: R,
+    ) -> fmt::Result {
+        let mut visitor = LogfmtVisitor {
+            writer,
+            first: true,
+            result: Ok(()),
+        };
+        fields.record(&mut visitor);
+        visitor.result
+    }
+}
+
+struct LogfmtVisitor<'writer> {
+    writer: Writer<'writer>,
+    first: bool,
+    result: fmt::Result,
+}
+
+impl LogfmtVisitor<'_> {
+    fn write(&mut self, name: &str, value: &str, already_quoted: bool) {
+        if self.result.is_err() {
+            return;
+        }
+        let separator = if self.first { "" } else { " " };
+        self.first = false;
+        self.result = if name == "message" {
+            write!(self.writer, "{separator}{value}")
+        } else if already_quoted || !needs_quotes(value) {
+            write!(self.writer, "{separator}{name}={value}")
+        } else {
+            let escaped = value.replace('\\', "\\\\").replace('"', "\\\"");
+            write!(self.writer, "{separator}{name}=\"{escaped}\"")
+        };
+    }
+}
+
+fn needs_quotes(value: &str) -> bool {
+    value.is_empty() || value.contains(|c: char| c.is_whitespace() || c == '"' || c == '=')
+}
+
+impl tracing::field::Visit for LogfmtVisitor<'_> {
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        self.write(field.name(), value, false);
+    }
+
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn fmt::Debug) {
+        let text = format!("{value:?}");
+        // A `?` string field is already quoted by its Debug form.
+        let quoted = text.len() >= 2 && text.starts_with('"') && text.ends_with('"');
+        self.write(field.name(), &text, quoted);
+    }
+}
+
 /// Describes an error and its chain of causes in one line, skipping a
 /// cause whose text the line already contains.
 pub fn error_chain(error: &dyn std::error::Error) -> String {
@@ -249,10 +312,12 @@ pub fn init(verbose: bool, log_file: &Path, filter_override: Option<&str>) -> Lo
     };
 
     let stderr_layer = tracing_subscriber::fmt::layer()
+        .fmt_fields(LogfmtFields)
         .event_format(FederationFormat)
         .with_ansi(false)
         .with_writer(std::io::stderr);
     let file_layer = tracing_subscriber::fmt::layer()
+        .fmt_fields(LogfmtFields)
         .event_format(FederationFormat)
         .with_ansi(false)
         .with_writer(MakeLogFileWriter(shared.clone()));
@@ -279,4 +344,25 @@ pub fn init(verbose: bool, log_file: &Path, filter_override: Option<&str>) -> Lo
         );
     }
     LogHandle { file: shared }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_with_spaces_are_quoted() {
+        assert!(needs_quotes("7 failed tasks"));
+        assert!(needs_quotes("a=b"));
+        assert!(needs_quotes(""));
+        assert!(!needs_quotes("dlq-depth"));
+        assert!(!needs_quotes("0.7"));
+    }
+
+    #[test]
+    fn error_chain_skips_repeated_causes() {
+        let inner = std::io::Error::other("connection refused");
+        let outer = std::io::Error::other(format!("cannot connect: {inner}"));
+        assert_eq!(error_chain(&outer), "cannot connect: connection refused");
+    }
 }

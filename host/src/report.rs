@@ -217,11 +217,17 @@ impl Report {
             .iter()
             .filter(|r| r.load.is_ok() && r.run.is_ok())
             .count();
+        let not_run = self
+            .plugins
+            .iter()
+            .filter(|r| r.load.is_ok() && matches!(r.run, Status::NotRun { .. }))
+            .count();
         let mut text = format!(
-            "tpm-autonomic conformance report: {} plugin files, {} passed, {} failed\n",
+            "tpm-autonomic conformance report: {} plugin files, {} passed, {} failed, {} not run\n",
             self.plugins.len(),
             passed,
-            self.plugins.len() - passed
+            self.plugins.len() - passed - not_run,
+            not_run
         );
         let _ = writeln!(text, "plugins folder: {}", self.plugins_dir);
         let _ = writeln!(text, "database:       {}", self.database);

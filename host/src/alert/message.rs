@@ -122,7 +122,11 @@ pub fn basin_alert(alert: &BasinAlert<'_>) -> String {
 
     push_detector_health(&mut text, alert.blind, alert.recovered);
     if !alert.cleared.is_empty() {
-        let names: Vec<String> = alert.cleared.iter().map(|name| escape(name)).collect();
+        let names: Vec<String> = alert
+            .cleared
+            .iter()
+            .map(|key| escape(signal_name(key)))
+            .collect();
         let _ = write!(text, "\n✅ Cleared: {}\n", names.join(", "));
     }
     push_informational(&mut text, alert.informational);
@@ -162,6 +166,15 @@ fn push_informational(text: &mut String, informational: &[FindingRecord]) {
     }
 }
 
+/// Shows a `plugin/signal` key as the signal alone when the plugin has the
+/// signal's name, as the built-in detectors do.
+pub fn signal_name(key: &str) -> &str {
+    match key.split_once('/') {
+        Some((plugin, signal)) if plugin == signal => signal,
+        _ => key,
+    }
+}
+
 /// Builds the short message sent when alerted basin signals clear.
 pub fn resolved_alert(
     cleared: &[String],
@@ -169,7 +182,7 @@ pub fn resolved_alert(
     blind: &[BlindSpot],
     recovered: &[String],
 ) -> String {
-    let names: Vec<String> = cleared.iter().map(|name| escape(name)).collect();
+    let names: Vec<String> = cleared.iter().map(|key| escape(signal_name(key))).collect();
     let mut text = format!(
         "✅ *TPM Autonomic: resolved*\n\nCleared: {}\n",
         names.join(", ")

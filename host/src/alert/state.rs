@@ -48,6 +48,9 @@ pub struct ActiveSignal {
     pub alerted_severity: f64,
     /// When it was first seen in this run of the signal.
     pub first_seen: DateTime<Utc>,
+    /// True once a message with this signal was queued for delivery.
+    #[serde(default)]
+    pub alerted: bool,
 }
 
 /// A detector that failed in consecutive cycles.
@@ -71,6 +74,16 @@ pub enum MessageKind {
     Resolved,
     /// Detectors failing or running again.
     DetectorHealth,
+}
+
+impl std::fmt::Display for MessageKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            MessageKind::Basin => "basin",
+            MessageKind::Resolved => "resolved",
+            MessageKind::DetectorHealth => "detector-health",
+        })
+    }
 }
 
 /// A message waiting for delivery.
@@ -138,6 +151,9 @@ pub struct Plan {
     pub recovered: Vec<String>,
     /// Kinds of the messages added to the outbox.
     pub messages: Vec<MessageKind>,
+    /// Kinds of the messages that were due but could not be queued because
+    /// nothing can deliver them (Telegram not configured).
+    pub undelivered: Vec<MessageKind>,
 }
 
 fn key(plugin: &str, signal: &str) -> String {
@@ -148,13 +164,17 @@ impl AlertState {
     /// Applies one cycle: updates the active signals and failure streaks,
     /// and adds the messages to send to the outbox. `outcomes` holds every
     /// detector that was loaded this cycle; signals of a detector that is
-    /// no longer loaded are forgotten without a message.
+    /// no longer loaded are forgotten without a message. Without
+    /// `deliverable`, due messages are only reported in the plan, and the
+    /// signals stay unalerted, so the Chief hears of them once delivery is
+    /// possible.
     pub fn plan(
         &mut self,
         outcomes: &BTreeMap<String, DetectorOutcome>,
         informational: &[FindingRecord],
         settings: &AlertSettings,
         now: DateTime<Utc>,
+        deliverable: bool,
     ) -> Plan {
         let mut plan = Plan::default();
         self.update_streaks(outcomes, settings, &mut plan);
@@ -201,6 +221,7 @@ impl AlertState {
                             severity: finding.severity,
                             alerted_severity: finding.severity,
                             first_seen: now,
+                            alerted: false,
                         },
                     );
                     plan.new.push(signal_key.clone());
@@ -222,11 +243,25 @@ impl AlertState {
                     || (now - last).to_std().unwrap_or_default() >= settings.repeat_interval
             }
         };
+        let unalerted: Vec<String> = self
+            .active
+            .iter()
+            .filter(|(_, active)| !active.alerted)
+            .map(|(key, _)| key.clone())
+            .collect();
         let basin_due = !self.active.is_empty()
-            && (!plan.new.is_empty() || !plan.worse.is_empty() || repeat_due);
+            && (!unalerted.is_empty() || !plan.worse.is_empty() || repeat_due);
 
         let blind = self.blind_spots(&plan.blind);
-        if basin_due {
+        if !deliverable {
+            if basin_due {
+                plan.undelivered.push(MessageKind::Basin);
+            } else if !plan.cleared.is_empty() && settings.send_resolved {
+                plan.undelivered.push(MessageKind::Resolved);
+            } else if !blind.is_empty() || !plan.recovered.is_empty() {
+                plan.undelivered.push(MessageKind::DetectorHealth);
+            }
+        } else if basin_due {
             let findings: Vec<FindingRecord> = current.values().map(|f| (*f).clone()).collect();
             let unreported = self.unreported_signals(&current);
             let cleared = if settings.send_resolved {
@@ -236,7 +271,7 @@ impl AlertState {
             };
             let text = message::basin_alert(&message::BasinAlert {
                 findings: &findings,
-                new: &plan.new,
+                new: &unalerted,
                 worse: &plan.worse,
                 unreported: &unreported,
                 cleared: &cleared,
@@ -247,6 +282,7 @@ impl AlertState {
             self.enqueue(MessageKind::Basin, &text, now, &mut plan);
             for active in self.active.values_mut() {
                 active.alerted_severity = active.severity;
+                active.alerted = true;
             }
             self.last_basin_alert = Some(now);
         } else if !plan.cleared.is_empty() && settings.send_resolved {
@@ -336,8 +372,8 @@ impl AlertState {
         while self.outbox.len() > MAX_OUTBOX {
             let dropped = self.outbox.remove(0);
             tracing::error!(
-                message = dropped.id,
-                kind = ?dropped.kind,
+                alert_id = dropped.id,
+                kind = %dropped.kind,
                 created_at = %dropped.created_at,
                 "undelivered alert dropped: more than 100 messages are waiting for Telegram"
             );

@@ -105,12 +105,19 @@ impl EnvMap {
     }
 
     /// Adds a secrets-file entry unless the environment already sets it.
+    /// Of two entries with the same key the later one wins, as with a shell
+    /// or systemd's `EnvironmentFile=`.
     pub fn add_from_secrets_file(&mut self, name: String, value: String) {
         let value = EnvValue {
             value,
             from_secrets_file: true,
         };
-        self.values.entry(name).or_insert(value);
+        match self.values.get(&name) {
+            Some(existing) if !existing.from_secrets_file => {}
+            _ => {
+                self.values.insert(name, value);
+            }
+        }
     }
 
     /// Returns a variable's value when it is set and not empty.
@@ -139,6 +146,14 @@ mod tests {
         assert_eq!(map.get(PGPASSWORD), Some("from-env"));
         assert_eq!(map.get(PGUSER), Some("claude"));
         assert!(map.entry(PGUSER).unwrap().from_secrets_file);
+    }
+
+    #[test]
+    fn later_secrets_entry_wins() {
+        let mut map = EnvMap::default();
+        map.add_from_secrets_file(PGPASSWORD.into(), "first".into());
+        map.add_from_secrets_file(PGPASSWORD.into(), "second".into());
+        assert_eq!(map.get(PGPASSWORD), Some("second"));
     }
 
     #[test]

@@ -330,7 +330,10 @@ fn resolve_interval(
 ) -> Result<Duration, ConfigError> {
     // clap fills `cli.interval` from the option or the real environment; the
     // secrets file is only in `env`.
-    let (text, source) = if let Some(text) = &cli.interval {
+    // An empty TPM_POLL_INTERVAL reaches `cli.interval` as an empty text;
+    // like every empty variable, it counts as unset.
+    let (text, source) = if let Some(text) = cli.interval.as_ref().filter(|t| !t.trim().is_empty())
+    {
         let source = match env.entry(env::POLL_INTERVAL) {
             Some(entry) if !entry.from_secrets_file && entry.value == *text => {
                 Source::Env(env::POLL_INTERVAL.into())
@@ -376,14 +379,17 @@ fn check_interval(
     Ok(interval)
 }
 
-/// Parses a number of seconds, such as `300` or `0.5`.
+/// Parses a number of seconds, such as `300` or `0.5`, or a duration with a
+/// unit, such as `5m`.
 pub fn parse_seconds(text: &str) -> Result<Duration, String> {
-    let seconds: f64 = text
-        .trim()
-        .parse()
-        .map_err(|_| "expected a number of seconds, such as 300".to_string())?;
-    Duration::try_from_secs_f64(seconds)
-        .map_err(|_| "expected a positive number of seconds, such as 300".to_string())
+    let text = text.trim();
+    match text.parse::<f64>() {
+        Ok(seconds) => Duration::try_from_secs_f64(seconds)
+            .map_err(|_| "expected zero or more seconds, such as 300".to_string()),
+        Err(_) => humantime::parse_duration(text).map_err(|_| {
+            "expected a number of seconds, such as 300, or a duration such as 5m".to_string()
+        }),
+    }
 }
 
 fn env_source(name: &str, from_secrets_file: bool) -> Source {
@@ -878,7 +884,7 @@ fn value_text(value: &DurationValue) -> String {
 fn file_duration(value: &DurationValue, key: &str) -> Result<Duration, ConfigError> {
     let parsed = match value {
         DurationValue::Seconds(seconds) => Duration::try_from_secs_f64(*seconds)
-            .map_err(|_| "expected a positive number of seconds".to_string()),
+            .map_err(|_| "expected zero or more seconds".to_string()),
         DurationValue::Text(text) => humantime::parse_duration(text.trim()).map_err(|error| {
             format!("{error}; write a number of seconds or a duration such as \"500ms\" or \"4h\"")
         }),

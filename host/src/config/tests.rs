@@ -33,6 +33,12 @@ fn interval_flag_accepts_fractions() {
 }
 
 #[test]
+fn interval_flag_accepts_units() {
+    let config = resolve_with(&["--interval", "5m"], &[]).unwrap();
+    assert_eq!(config.interval, Duration::from_secs(300));
+}
+
+#[test]
 fn invalid_interval_names_the_flag() {
     let error = resolve_with(&["--interval", "five"], &[])
         .unwrap_err()

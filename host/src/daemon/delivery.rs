@@ -57,7 +57,7 @@ impl Daemon {
             }
             AlertSink::Disabled(reason) => {
                 tracing::warn!(
-                    kind = ?message.kind,
+                    kind = %message.kind,
                     reason = %reason,
                     first_line = %message.parts.first().map(|p| first_line(p)).unwrap_or_default(),
                     "alert not sent: Telegram is not configured"
@@ -83,8 +83,8 @@ impl Daemon {
                     let waiting = self.state.as_ref().map_or(0, |state| state.outbox.len());
                     match self.telegram_health.record_down() {
                         HealthChange::WentDown => tracing::error!(
-                            message = message.id,
-                            kind = ?message.kind,
+                            alert_id = message.id,
+                            kind = %message.kind,
                             delivered_parts = index,
                             parts = message.parts.len(),
                             waiting,
@@ -114,8 +114,8 @@ impl Daemon {
             );
         }
         tracing::info!(
-            message = message.id,
-            kind = ?message.kind,
+            alert_id = message.id,
+            kind = %message.kind,
             parts = message.parts.len(),
             waited_s = (chrono::Utc::now() - message.created_at).num_seconds(),
             "alert sent"

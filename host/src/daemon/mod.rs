@@ -173,6 +173,7 @@ impl Daemon {
             eprintln!("tpm-autonomic: {error}");
             return EXIT_CONFIG;
         }
+        self.warn_unknown_plugin_settings(&reloader);
         self.reloader = Some(reloader);
         let result = self.cycle().await;
         let outcomes = self
@@ -198,7 +199,16 @@ impl Daemon {
     pub async fn run_interval(&mut self, mut shutdown: Shutdown) -> u8 {
         self.log_start();
         let registry = self.registry.take().expect("the plugins are loaded once");
-        self.reloader = Some(Reloader::start(self.host.clone(), registry).await);
+        let reloader = Reloader::start(self.host.clone(), registry).await;
+        // A folder that cannot be used at start is a configuration error; a
+        // daemon without detectors would look healthy while watching
+        // nothing. Later failures keep the loaded plugins running.
+        if let Some(error) = &reloader.current().folder_error {
+            eprintln!("tpm-autonomic: {error}");
+            return EXIT_CONFIG;
+        }
+        self.warn_unknown_plugin_settings(&reloader);
+        self.reloader = Some(reloader);
         let mut hangups = crate::signal::hangups();
         let mut ticker = tokio::time::interval(self.config.interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -235,6 +245,27 @@ impl Daemon {
 
         self.stop().await;
         EXIT_OK
+    }
+
+    /// Warns about `[plugins.<name>]` sections for plugins that did not
+    /// load, which are most often a misspelled name.
+    fn warn_unknown_plugin_settings(&self, reloader: &Reloader) {
+        let loaded: Vec<String> = reloader
+            .current()
+            .plugins
+            .iter()
+            .map(|p| p.name().to_string())
+            .collect();
+        for name in self.config.plugin_settings.keys() {
+            if !loaded.contains(name) {
+                tracing::warn!(
+                    plugin = %name,
+                    loaded = %loaded.join(","),
+                    "the configuration file has settings for a plugin that is not loaded; \
+                     check the name in [plugins.<name>]"
+                );
+            }
+        }
     }
 
     /// Saves the state, hands leadership over and flushes the log.
@@ -461,7 +492,33 @@ impl Daemon {
             outcomes.insert(run.plugin.name().to_string(), outcome);
         }
         let state = self.state.get_or_insert_with(AlertState::default);
-        let plan = state.plan(&outcomes, informational, &self.config.alerts, Utc::now());
+        let deliverable = !matches!(self.sink, AlertSink::Disabled(_));
+        let plan = state.plan(
+            &outcomes,
+            informational,
+            &self.config.alerts,
+            Utc::now(),
+            deliverable,
+        );
+        if !plan.undelivered.is_empty() {
+            let news = !(plan.new.is_empty()
+                && plan.worse.is_empty()
+                && plan.cleared.is_empty()
+                && plan.blind.is_empty()
+                && plan.recovered.is_empty());
+            let kinds: Vec<String> = plan.undelivered.iter().map(ToString::to_string).collect();
+            // The same undelivered basin is due every cycle; only a change
+            // is worth a warning.
+            if news {
+                tracing::warn!(
+                    kinds = %kinds.join(","),
+                    "alert not sent: Telegram is not configured; the signals stay unalerted \
+                     until it is"
+                );
+            } else {
+                tracing::debug!(kinds = %kinds.join(","), "alert still not sent: Telegram is not configured");
+            }
+        }
         if !plan.cleared.is_empty() {
             tracing::info!(signals = %plan.cleared.join(", "), "basin signals cleared");
         }
@@ -544,6 +601,11 @@ impl Daemon {
 
     fn log_database_down(&mut self, error: &str) {
         match self.health.record_down() {
+            HealthChange::WentDown if self.config.once => tracing::error!(
+                database = %self.database.target(),
+                error = %error,
+                "database unreachable; detectors skipped"
+            ),
             HealthChange::WentDown => tracing::error!(
                 database = %self.database.target(),
                 error = %error,

@@ -21,8 +21,10 @@ use super::{LoadOutcome, Plugin, PluginHost};
 /// refresh with settling leaves it for a later pass.
 pub const SETTLE_TIME: Duration = Duration::from_millis(500);
 
-/// Size and modification time: a cheap test of whether a file changed.
-type Fingerprint = (u64, Option<SystemTime>);
+/// Size, modification time, owner and mode: a cheap test of whether a file
+/// changed. Owner and mode are part of it so that a file refused for its
+/// permissions is tried again as soon as they are fixed.
+type Fingerprint = (u64, Option<SystemTime>, u32, u32);
 
 #[derive(Debug)]
 struct Entry {
@@ -152,8 +154,12 @@ impl Registry {
                 .map_err(|error| format!("cannot read the plugins folder: {error}"))
         } else {
             super::trust::check_folder(&self.dir).and_then(|()| {
-                loader::scan(&self.dir)
-                    .map_err(|error| format!("cannot read the plugins folder: {error}"))
+                loader::scan(&self.dir).map_err(|error| {
+                    format!(
+                        "cannot read the plugins folder {}: {error}",
+                        self.dir.display()
+                    )
+                })
             })
         };
         let paths = match scanned {
@@ -252,7 +258,12 @@ impl Registry {
         summary: &mut RefreshSummary,
     ) -> Option<loader::PluginFile> {
         let fingerprint = match std::fs::metadata(path) {
-            Ok(metadata) => (metadata.len(), metadata.modified().ok()),
+            Ok(metadata) => (
+                metadata.len(),
+                metadata.modified().ok(),
+                std::os::unix::fs::MetadataExt::uid(&metadata),
+                std::os::unix::fs::MetadataExt::mode(&metadata),
+            ),
             // Removed between the scan and now: the next refresh unloads it.
             Err(_) => return None,
         };

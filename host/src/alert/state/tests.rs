@@ -51,11 +51,11 @@ fn new_signal_alerts_once() {
         ("stale", ran(&[])),
     ]);
 
-    let plan = state.plan(&cycle, &[], &settings(), now);
+    let plan = state.plan(&cycle, &[], &settings(), now, true);
     assert_eq!(plan.new, vec!["dlq-depth/dlq-depth"]);
     assert_eq!(plan.messages, vec![MessageKind::Basin]);
 
-    let plan = state.plan(&cycle, &[], &settings(), now + TimeDelta::minutes(5));
+    let plan = state.plan(&cycle, &[], &settings(), now + TimeDelta::minutes(5), true);
     assert!(
         plan.messages.is_empty(),
         "an unchanged basin is not repeated at once: {plan:?}"
@@ -67,11 +67,23 @@ fn new_signal_alerts_once() {
 fn unchanged_basin_repeats_after_interval() {
     let mut state = AlertState::default();
     let cycle = outcomes(&[("dlq-depth", ran(&[finding("dlq-depth", 7.0)]))]);
-    state.plan(&cycle, &[], &settings(), start());
+    state.plan(&cycle, &[], &settings(), start(), true);
 
-    let plan = state.plan(&cycle, &[], &settings(), start() + TimeDelta::hours(3));
+    let plan = state.plan(
+        &cycle,
+        &[],
+        &settings(),
+        start() + TimeDelta::hours(3),
+        true,
+    );
     assert!(plan.messages.is_empty());
-    let plan = state.plan(&cycle, &[], &settings(), start() + TimeDelta::hours(4));
+    let plan = state.plan(
+        &cycle,
+        &[],
+        &settings(),
+        start() + TimeDelta::hours(4),
+        true,
+    );
     assert_eq!(plan.messages, vec![MessageKind::Basin]);
     assert!(
         state.outbox[1].parts[0].contains("still present"),
@@ -89,7 +101,13 @@ fn zero_repeat_interval_alerts_every_cycle() {
     };
     let cycle = outcomes(&[("dlq-depth", ran(&[finding("dlq-depth", 7.0)]))]);
     for minute in 0..3 {
-        let plan = state.plan(&cycle, &[], &settings, start() + TimeDelta::minutes(minute));
+        let plan = state.plan(
+            &cycle,
+            &[],
+            &settings,
+            start() + TimeDelta::minutes(minute),
+            true,
+        );
         assert_eq!(plan.messages, vec![MessageKind::Basin]);
     }
 }
@@ -102,6 +120,7 @@ fn worse_severity_alerts_again_and_better_does_not() {
         &[],
         &settings(),
         start(),
+        true,
     );
 
     let plan = state.plan(
@@ -109,6 +128,7 @@ fn worse_severity_alerts_again_and_better_does_not() {
         &[],
         &settings(),
         start() + TimeDelta::minutes(5),
+        true,
     );
     assert!(plan.messages.is_empty(), "{plan:?}");
 
@@ -117,6 +137,7 @@ fn worse_severity_alerts_again_and_better_does_not() {
         &[],
         &settings(),
         start() + TimeDelta::minutes(10),
+        true,
     );
     assert_eq!(plan.worse, vec!["dlq-depth/dlq-depth"]);
     assert_eq!(plan.messages, vec![MessageKind::Basin]);
@@ -128,6 +149,7 @@ fn worse_severity_alerts_again_and_better_does_not() {
         &[],
         &settings(),
         start() + TimeDelta::minutes(15),
+        true,
     );
     assert!(plan.messages.is_empty(), "{plan:?}");
 }
@@ -140,13 +162,26 @@ fn cleared_signal_sends_one_resolved() {
         &[],
         &settings(),
         start(),
+        true,
     );
 
     let clean = outcomes(&[("dlq-depth", ran(&[]))]);
-    let plan = state.plan(&clean, &[], &settings(), start() + TimeDelta::minutes(5));
+    let plan = state.plan(
+        &clean,
+        &[],
+        &settings(),
+        start() + TimeDelta::minutes(5),
+        true,
+    );
     assert_eq!(plan.cleared, vec!["dlq-depth/dlq-depth"]);
     assert_eq!(plan.messages, vec![MessageKind::Resolved]);
-    let plan = state.plan(&clean, &[], &settings(), start() + TimeDelta::minutes(10));
+    let plan = state.plan(
+        &clean,
+        &[],
+        &settings(),
+        start() + TimeDelta::minutes(10),
+        true,
+    );
     assert!(plan.messages.is_empty());
 }
 
@@ -162,12 +197,14 @@ fn resolved_can_be_turned_off() {
         &[],
         &settings,
         start(),
+        true,
     );
     let plan = state.plan(
         &outcomes(&[("dlq-depth", ran(&[]))]),
         &[],
         &settings,
         start(),
+        true,
     );
     assert_eq!(plan.cleared.len(), 1);
     assert!(plan.messages.is_empty());
@@ -181,10 +218,17 @@ fn failed_detector_does_not_clear_its_signal() {
         &[],
         &settings(),
         start(),
+        true,
     );
 
     let failed = outcomes(&[("dlq-depth", DetectorOutcome::Failed("trapped".into()))]);
-    let plan = state.plan(&failed, &[], &settings(), start() + TimeDelta::minutes(5));
+    let plan = state.plan(
+        &failed,
+        &[],
+        &settings(),
+        start() + TimeDelta::minutes(5),
+        true,
+    );
     assert!(plan.cleared.is_empty());
     assert!(plan.messages.is_empty());
     assert!(state.active.contains_key("dlq-depth/dlq-depth"));
@@ -195,6 +239,7 @@ fn failed_detector_does_not_clear_its_signal() {
         &[],
         &settings(),
         start() + TimeDelta::minutes(10),
+        true,
     );
     assert!(plan.new.is_empty());
     assert!(plan.messages.is_empty());
@@ -214,6 +259,7 @@ fn repeated_failures_report_blind_spot_once_then_recovery() {
             &[],
             &settings(),
             start() + TimeDelta::minutes(minute),
+            true,
         );
         kinds.push(plan.messages.clone());
         if minute == 2 {
@@ -232,6 +278,7 @@ fn repeated_failures_report_blind_spot_once_then_recovery() {
         &[],
         &settings(),
         start() + TimeDelta::minutes(6),
+        true,
     );
     assert_eq!(plan.recovered, vec!["dlq-depth"]);
     assert_eq!(plan.messages, vec![MessageKind::DetectorHealth]);
@@ -242,13 +289,14 @@ fn repeated_failures_report_blind_spot_once_then_recovery() {
 fn short_failure_run_is_not_reported() {
     let mut state = AlertState::default();
     let failed = outcomes(&[("dlq-depth", DetectorOutcome::Failed("x".into()))]);
-    state.plan(&failed, &[], &settings(), start());
-    state.plan(&failed, &[], &settings(), start());
+    state.plan(&failed, &[], &settings(), start(), true);
+    state.plan(&failed, &[], &settings(), start(), true);
     let plan = state.plan(
         &outcomes(&[("dlq-depth", ran(&[]))]),
         &[],
         &settings(),
         start(),
+        true,
     );
     assert!(plan.recovered.is_empty());
     assert!(state.outbox.is_empty());
@@ -262,11 +310,36 @@ fn unloaded_detector_signal_is_forgotten_silently() {
         &[],
         &settings(),
         start(),
+        true,
     );
-    let plan = state.plan(&outcomes(&[]), &[], &settings(), start());
+    let plan = state.plan(&outcomes(&[]), &[], &settings(), start(), true);
     assert!(plan.cleared.is_empty());
     assert!(plan.messages.is_empty());
     assert!(state.active.is_empty());
+}
+
+#[test]
+fn undeliverable_alert_waits_for_delivery() {
+    let mut state = AlertState::default();
+    let cycle = outcomes(&[("dlq-depth", ran(&[finding("dlq-depth", 7.0)]))]);
+    let plan = state.plan(&cycle, &[], &settings(), start(), false);
+    assert_eq!(plan.undelivered, vec![MessageKind::Basin]);
+    assert!(state.outbox.is_empty());
+
+    // Telegram is configured later: the signal is still news.
+    let plan = state.plan(
+        &cycle,
+        &[],
+        &settings(),
+        start() + TimeDelta::minutes(5),
+        true,
+    );
+    assert_eq!(plan.messages, vec![MessageKind::Basin]);
+    assert!(
+        state.outbox[0].parts[0].contains("🆕"),
+        "{}",
+        state.outbox[0].parts[0]
+    );
 }
 
 #[test]
@@ -277,6 +350,7 @@ fn state_round_trips_through_json() {
         &[],
         &settings(),
         start(),
+        true,
     );
     let json = serde_json::to_string(&state).unwrap();
     let back: AlertState = serde_json::from_str(&json).unwrap();
@@ -292,7 +366,13 @@ fn outbox_is_bounded() {
     };
     let cycle = outcomes(&[("dlq-depth", ran(&[finding("dlq-depth", 7.0)]))]);
     for minute in 0..(MAX_OUTBOX as i64 + 5) {
-        state.plan(&cycle, &[], &settings, start() + TimeDelta::minutes(minute));
+        state.plan(
+            &cycle,
+            &[],
+            &settings,
+            start() + TimeDelta::minutes(minute),
+            true,
+        );
     }
     assert_eq!(state.outbox.len(), MAX_OUTBOX);
     assert_eq!(state.outbox[0].id, 6);
