@@ -19,9 +19,16 @@ const STICKY: u32 = 0o1000;
 
 /// Checks the plugins folder and every folder above it.
 pub fn check_folder(dir: &Path) -> Result<(), String> {
-    let dir = dir
-        .canonicalize()
-        .map_err(|error| format!("cannot resolve {}: {error}", dir.display()))?;
+    let dir = dir.canonicalize().map_err(|error| {
+        if error.kind() == std::io::ErrorKind::NotFound {
+            format!(
+                "plugins folder {} not found; create it or set --plugins-dir",
+                dir.display()
+            )
+        } else {
+            format!("cannot open the plugins folder {}: {error}", dir.display())
+        }
+    })?;
     let metadata = std::fs::metadata(&dir)
         .map_err(|error| format!("cannot read {}: {error}", dir.display()))?;
     check_owner_and_mode(&dir, &metadata, false, "plugins folder")?;
