@@ -401,7 +401,7 @@ fn wait_for_log(log: &std::path::Path, needle: &str, patience: Duration) -> Opti
 async fn startup(size: Size) {
     let (_cluster, db) = sample_database("bench_startup").await;
     println!(
-        "## Start-up to the first cycle ({} runs each)\n",
+        "## Start-up to the first cycle ({} runs of each)\n",
         size.startup_runs
     );
     println!("Wall time of `--once` minus the cycle's own `elapsed_ms`.\n");
@@ -697,7 +697,7 @@ async fn scale(size: Size) {
     cluster.set_config("log_min_duration_statement", "0").await;
     cluster.set_config("log_line_prefix", "%m [%p] %a ").await;
     println!(
-        "## The five detectors by table size ({} runs each, median)\n",
+        "## The five detectors by table size ({} runs of each, median)\n",
         size.scale_runs
     );
     println!("Detectors: the cycle's detector phase (`detectors_ms`: every detector's");
