@@ -71,7 +71,7 @@ const SMOKE: Size = Size {
     once_runs: 2,
     startup_runs: 1,
     many_plugins: 10,
-    middle_plugins: 5,
+    middle_plugins: 7,
     placements: 1,
     memory_cycles: 40,
     plugin_counts: &[1, 10],
