@@ -463,6 +463,9 @@ impl Daemon {
             Role::Unknown(error) => {
                 // Without the database no daemon can lead; messages that
                 // were waiting still go out.
+                // NOTE: what is delivered now is saved to this daemon's
+                // state file only; a standby that takes the lock when the
+                // database returns may send those messages again.
                 self.log_database_down(&error);
                 self.last_role = Some(name);
                 self.deliver_outbox().await;
